@@ -1,0 +1,1 @@
+"""AzureML SDK v1 import paths, served by Kittiwake's SDK."""

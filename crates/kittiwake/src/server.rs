@@ -1,0 +1,164 @@
+//! `kittiwake server`: opens the workspace's stores, makes sure an owner token exists, writes the
+//! workspace config file and serves the HTTP API until told to stop.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use kittiwake_api::{AppState, Limits, WorkspaceInfo};
+use kittiwake_auth::Auth;
+use kittiwake_blob::BlobStore;
+use kittiwake_store::Store;
+use kittiwake_tracking::Tracking;
+
+use crate::config::{self, WorkspaceConfig};
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Where metadata (SQLite) and artifacts live.
+    #[arg(long, env = "KITTIWAKE_DATA_DIR", default_value = ".kittiwake")]
+    data_dir: PathBuf,
+    /// Address to listen on; the default keeps the workspace private to this machine.
+    #[arg(long, env = "KITTIWAKE_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "KITTIWAKE_PORT", default_value_t = 7700)]
+    port: u16,
+    /// Folder that receives `.azureml/config.json` for `Workspace.from_config()`.
+    #[arg(long, env = "KITTIWAKE_CONFIG_DIR", default_value = ".")]
+    config_dir: PathBuf,
+    /// The workspace's name, set on first start.
+    #[arg(long, env = "KITTIWAKE_WORKSPACE", default_value = "kittiwake")]
+    workspace: String,
+}
+
+pub const TOKEN_FILE: &str = "admin.token";
+
+/// Opens the metadata and blob stores of a data directory, creating them on first use.
+pub async fn open_stores(data_dir: &Path) -> Result<(Store, BlobStore)> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating data directory {}", data_dir.display()))?;
+    let store = Store::open_sqlite(&data_dir.join("metadata.sqlite"))
+        .await
+        .context("opening the metadata database")?;
+    let blob =
+        BlobStore::local(&data_dir.join("artifacts")).context("opening the artifact folder")?;
+    Ok((store, blob))
+}
+
+/// Writes a secret readable only by its owner.
+pub fn write_secret(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}
+
+async fn workspace_identity(store: &Store, default_name: &str) -> Result<WorkspaceInfo> {
+    let name = match store.setting("workspace_name").await? {
+        Some(n) => n,
+        None => {
+            store.put_setting("workspace_name", default_name).await?;
+            default_name.to_string()
+        }
+    };
+    let id = match store.setting("workspace_id").await? {
+        Some(id) => id,
+        None => {
+            let id = format!("{:032x}", rand::random::<u128>());
+            store.put_setting("workspace_id", &id).await?;
+            id
+        }
+    };
+    Ok(WorkspaceInfo { name, id })
+}
+
+pub async fn run(args: ServerArgs) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("KITTIWAKE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let (store, blob) = open_stores(&args.data_dir).await?;
+    let data_dir = args.data_dir.canonicalize()?;
+    let workspace = workspace_identity(&store, &args.workspace).await?;
+    let auth = Auth::new(store.clone());
+    let token_file = data_dir.join(TOKEN_FILE);
+    if let Some(token) = auth.bootstrap_admin().await? {
+        write_secret(&token_file, &token)?;
+    }
+    let addr: SocketAddr = format!("{}:{}", args.host, args.port)
+        .parse()
+        .with_context(|| {
+            format!(
+                "'{}:{}' is not an address to listen on",
+                args.host, args.port
+            )
+        })?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr}; is another server using the port? (--port)")
+    })?;
+    let bound = listener.local_addr()?;
+    let url = format!("http://{bound}");
+    let config_path = config::write(
+        &args.config_dir,
+        &WorkspaceConfig {
+            subscription_id: "local".into(),
+            resource_group: "kittiwake".into(),
+            workspace_name: workspace.name.clone(),
+            kittiwake_url: Some(url.clone()),
+            token_file: Some(token_file.clone()),
+        },
+    )?;
+    let state = AppState {
+        tracking: Tracking::new(store, blob),
+        auth,
+        limits: Limits::default(),
+        workspace,
+    };
+    println!(
+        "Kittiwake workspace '{}' listening on {url}",
+        state.workspace.name
+    );
+    println!("  data:        {}", data_dir.display());
+    println!(
+        "  config:      {}  (Workspace.from_config() finds it from this folder down)",
+        config_path.display()
+    );
+    println!("  admin token: {}", token_file.display());
+    println!(
+        "  mlflow:      export MLFLOW_TRACKING_URI={url} MLFLOW_TRACKING_TOKEN=$(cat {})",
+        token_file.display()
+    );
+    let app = kittiwake_api::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the server stopped with an error")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = ctrl_c.await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}

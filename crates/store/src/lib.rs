@@ -1,0 +1,103 @@
+//! The metadata store: the only code that speaks SQL or touches the metadata database.
+//!
+//! It runs the same SQL text on every backend through sqlx's `Any` driver (SQLite today; PostgreSQL
+//! is a second migrations folder, not a second code path). It knows nothing of HTTP or JSON shapes
+//! and enforces no business rule beyond what the schema says; the services above it decide what may
+//! be written. Every write that returns `Ok` is committed, and SQLite runs in WAL mode, so an
+//! acknowledged write survives the server being killed.
+
+mod experiments;
+mod metrics;
+mod models;
+mod runs;
+mod search;
+mod settings;
+mod sql;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kittiwake_domain::{Error, Result};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor};
+use tokio::sync::Mutex;
+
+pub use metrics::{ScalarHistory, decode_points, encode_points};
+pub use models::LoggedModelPatch;
+pub use runs::{NewRun, RunPatch};
+pub use search::{ExperimentQuery, ModelQuery, RunQuery};
+pub use settings::StoredToken;
+
+/// A handle on the metadata database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    /// SQLite allows one writer at a time; taking this lock before a write transaction queues
+    /// writers inside the process instead of letting them fail with "database is locked".
+    write_lock: Arc<Mutex<()>>,
+}
+
+static MIGRATIONS_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path` and brings its schema up to date.
+    pub async fn open_sqlite(path: &Path) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(db_error)?
+            .disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the writer; NORMAL sync keeps every committed
+                    // transaction through a process kill (the WAL is in the OS page cache).
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; \
+                         PRAGMA case_sensitive_like = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(db_error)?;
+        MIGRATIONS_SQLITE
+            .run(&pool)
+            .await
+            .map_err(|e| Error::internal(format!("migrating the metadata database failed: {e}")))?;
+        Ok(Self {
+            pool,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    async fn write(
+        &self,
+    ) -> Result<(
+        tokio::sync::MutexGuard<'_, ()>,
+        sqlx::Transaction<'static, sqlx::Any>,
+    )> {
+        let guard = self.write_lock.lock().await;
+        let tx = self.pool.begin().await.map_err(db_error)?;
+        Ok((guard, tx))
+    }
+}
+
+/// Maps a database error to the domain error; unique violations become "already exists".
+pub(crate) fn db_error(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            Error::already_exists(format!("already exists: {}", d.message()))
+        }
+        sqlx::Error::RowNotFound => Error::not_found("not found"),
+        _ => Error::internal(format!("metadata store error: {e}")),
+    }
+}

@@ -1,0 +1,150 @@
+use kittiwake_domain::search::{
+    Target, decode_page_token, encode_page_token, parse_filter, parse_order_by,
+};
+use kittiwake_domain::validation::{
+    MAX_EXPERIMENT_TAG_VALUE_LENGTH, check_experiment_name, check_key, check_max_results,
+    check_value_length,
+};
+use kittiwake_domain::{Error, Experiment, LifecycleStage, Result, Tag, ViewType, ids, now_millis};
+use kittiwake_store::ExperimentQuery;
+
+use crate::{PROXY_SCHEME, Page, Tracking};
+
+impl Tracking {
+    pub async fn create_experiment(
+        &self,
+        name: &str,
+        artifact_location: Option<&str>,
+        tags: &[Tag],
+    ) -> Result<i64> {
+        check_experiment_name(name)?;
+        for t in tags {
+            check_key("experiment tag key", &t.key)?;
+            check_value_length(
+                "experiment tag value",
+                &t.value,
+                MAX_EXPERIMENT_TAG_VALUE_LENGTH,
+            )?;
+        }
+        let location = match artifact_location.filter(|l| !l.is_empty()) {
+            Some(l) => l.trim_end_matches('/').to_string(),
+            None => format!("{PROXY_SCHEME}{{id}}"),
+        };
+        self.store
+            .create_experiment(name, &location, tags, now_millis())
+            .await
+    }
+
+    pub async fn get_experiment(&self, id: &str) -> Result<Experiment> {
+        self.store
+            .get_experiment(ids::parse_experiment_id(id)?)
+            .await
+    }
+
+    pub async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
+        self.store.get_experiment_by_name(name).await
+    }
+
+    /// Gets the experiment with this name, creating it if there is none (AzureML's `Experiment(ws, name)`).
+    pub async fn get_or_create_experiment(&self, name: &str) -> Result<Experiment> {
+        match self.store.get_experiment_by_name(name).await {
+            Ok(e) => Ok(e),
+            Err(e) if e.kind == kittiwake_domain::ErrorKind::NotFound => {
+                match self.create_experiment(name, None, &[]).await {
+                    Ok(id) => self.store.get_experiment(id).await,
+                    // Another caller created it between our read and our write.
+                    Err(e) if e.kind == kittiwake_domain::ErrorKind::AlreadyExists => {
+                        self.store.get_experiment_by_name(name).await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn search_experiments(
+        &self,
+        filter: &str,
+        order_by: &[String],
+        view: ViewType,
+        max_results: i64,
+        page_token: Option<&str>,
+    ) -> Result<Page<Experiment>> {
+        check_max_results(max_results)?;
+        let filter = parse_filter(filter, Target::Experiments)?;
+        let order_by = parse_order_by(order_by, Target::Experiments)?;
+        let offset = decode_page_token(page_token)?;
+        let (items, more) = self
+            .store
+            .search_experiments(&ExperimentQuery {
+                filter: &filter,
+                order_by: &order_by,
+                view,
+                offset,
+                limit: max_results,
+            })
+            .await?;
+        let next = more.then(|| encode_page_token(offset + items.len() as i64));
+        Ok(Page {
+            items,
+            next_page_token: next,
+        })
+    }
+
+    pub async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {
+        check_experiment_name(new_name)?;
+        let experiment = self.get_experiment(id).await?;
+        if experiment.lifecycle_stage != LifecycleStage::Active {
+            return Err(Error::invalid(format!(
+                "Cannot rename a non-active experiment: experiment {id} is deleted"
+            )));
+        }
+        self.store
+            .rename_experiment(experiment.experiment_id, new_name, now_millis())
+            .await
+    }
+
+    pub async fn set_experiment_stage(&self, id: &str, stage: LifecycleStage) -> Result<()> {
+        let experiment = self.get_experiment(id).await?;
+        if experiment.experiment_id == 0 && stage == LifecycleStage::Deleted {
+            return Err(Error::invalid("The Default experiment cannot be deleted"));
+        }
+        if experiment.lifecycle_stage == stage {
+            return Err(Error::invalid(format!(
+                "Experiment {id} is already {}",
+                stage.as_str()
+            )));
+        }
+        self.store
+            .set_experiment_stage(experiment.experiment_id, stage, now_millis())
+            .await
+    }
+
+    pub async fn set_experiment_tag(&self, id: &str, tag: &Tag) -> Result<()> {
+        check_key("experiment tag key", &tag.key)?;
+        check_value_length(
+            "experiment tag value",
+            &tag.value,
+            MAX_EXPERIMENT_TAG_VALUE_LENGTH,
+        )?;
+        let experiment = self.get_experiment(id).await?;
+        self.store
+            .set_experiment_tag(experiment.experiment_id, tag)
+            .await
+    }
+
+    pub async fn delete_experiment_tag(&self, id: &str, key: &str) -> Result<()> {
+        let experiment = self.get_experiment(id).await?;
+        if !self
+            .store
+            .delete_experiment_tag(experiment.experiment_id, key)
+            .await?
+        {
+            return Err(Error::not_found(format!(
+                "No tag with name: {key} in experiment {id}"
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,327 @@
+use kittiwake_domain::search::{
+    Target, decode_page_token, encode_page_token, parse_filter, parse_order_by,
+};
+use kittiwake_domain::validation::{
+    MAX_BATCH_ENTITIES, MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS,
+    MAX_PARAM_VALUE_LENGTH, MAX_RUN_TAG_VALUE_LENGTH, check_key, check_max_results,
+};
+use kittiwake_domain::{
+    DatasetInput, Error, LifecycleStage, Metric, MetricPoint, MetricSeries, Millis, ModelIo,
+    Result, RichMetric, Run, RunInfo, RunStatus, Tag, ViewType, ids, now_millis,
+};
+use kittiwake_store::{NewRun, RunPatch, RunQuery, ScalarHistory};
+
+use crate::names::{random_hex_id, random_run_name};
+use crate::{Page, Tracking};
+
+pub const RUN_NAME_TAG: &str = "mlflow.runName";
+
+pub struct NewRunRequest<'a> {
+    pub experiment_id: &'a str,
+    pub user_id: &'a str,
+    pub run_name: Option<&'a str>,
+    pub start_time: Option<Millis>,
+    pub tags: Vec<Tag>,
+}
+
+/// All of a run's metrics: scalar series by name, then AzureML's other kinds in logging order.
+pub struct RunMetrics {
+    pub scalars: ScalarHistory,
+    pub rich: Vec<RichMetric>,
+}
+
+/// MLflow truncates over-long param and tag values rather than refusing them; so do we.
+fn truncate(value: &str, max: usize) -> String {
+    match value.char_indices().nth(max) {
+        Some((cut, _)) => value[..cut].to_string(),
+        None => value.to_string(),
+    }
+}
+
+impl Tracking {
+    pub async fn create_run(&self, req: NewRunRequest<'_>) -> Result<Run> {
+        let experiment = self.get_experiment(req.experiment_id).await?;
+        if experiment.lifecycle_stage != LifecycleStage::Active {
+            return Err(Error::invalid(format!(
+                "The experiment {} must be in the 'active' state to create runs in it",
+                experiment.experiment_id
+            )));
+        }
+        let mut tags = req.tags;
+        for t in &mut tags {
+            check_key("tag key", &t.key)?;
+            t.value = truncate(&t.value, MAX_RUN_TAG_VALUE_LENGTH);
+        }
+        let tagged_name = tags
+            .iter()
+            .find(|t| t.key == RUN_NAME_TAG)
+            .map(|t| t.value.clone());
+        let run_name = match (req.run_name.filter(|n| !n.is_empty()), tagged_name) {
+            (Some(name), Some(tagged)) if name != tagged => {
+                return Err(Error::invalid(format!(
+                    "Both 'run_name' ('{name}') and the '{RUN_NAME_TAG}' tag ('{tagged}') were given and differ"
+                )));
+            }
+            (Some(name), _) => name.to_string(),
+            (None, Some(tagged)) => tagged,
+            (None, None) => random_run_name(),
+        };
+        tags.retain(|t| t.key != RUN_NAME_TAG);
+        tags.push(Tag::new(RUN_NAME_TAG, run_name.clone()));
+        let run_id = random_hex_id();
+        let artifact_uri = format!("{}/{run_id}/artifacts", experiment.artifact_location);
+        self.store
+            .create_run(NewRun {
+                run_id: &run_id,
+                experiment_id: experiment.experiment_id,
+                run_name: &run_name,
+                user_id: if req.user_id.is_empty() {
+                    "unknown"
+                } else {
+                    req.user_id
+                },
+                start_time: req.start_time.unwrap_or_else(now_millis),
+                artifact_uri: &artifact_uri,
+                tags: &tags,
+            })
+            .await?;
+        self.store.get_run(&run_id).await
+    }
+
+    pub async fn get_run(&self, run_id: &str) -> Result<Run> {
+        self.store.get_run(ids::check_run_id(run_id)?).await
+    }
+
+    pub async fn get_run_info(&self, run_id: &str) -> Result<RunInfo> {
+        self.store.get_run_info(ids::check_run_id(run_id)?).await
+    }
+
+    async fn active_run(&self, run_id: &str) -> Result<RunInfo> {
+        let info = self.get_run_info(run_id).await?;
+        if info.lifecycle_stage != LifecycleStage::Active {
+            return Err(Error::invalid(format!(
+                "The run {run_id} must be in the 'active' state. Current state is deleted."
+            )));
+        }
+        Ok(info)
+    }
+
+    pub async fn update_run(
+        &self,
+        run_id: &str,
+        status: Option<RunStatus>,
+        end_time: Option<Millis>,
+        run_name: Option<&str>,
+    ) -> Result<RunInfo> {
+        self.active_run(run_id).await?;
+        let end_time =
+            end_time.or_else(|| status.filter(|s| s.is_terminal()).map(|_| now_millis()));
+        self.store
+            .update_run(
+                run_id,
+                &RunPatch {
+                    status,
+                    end_time,
+                    run_name: run_name.filter(|n| !n.is_empty()).map(str::to_string),
+                },
+            )
+            .await?;
+        self.store.get_run_info(run_id).await
+    }
+
+    pub async fn set_run_stage(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
+        self.get_run_info(run_id).await?;
+        self.store.set_run_stage(run_id, stage).await
+    }
+
+    /// Logs metrics, params and tags together, within MLflow's batch limits.
+    pub async fn log_batch(
+        &self,
+        run_id: &str,
+        metrics: Vec<Metric>,
+        params: Vec<Tag>,
+        tags: Vec<Tag>,
+    ) -> Result<()> {
+        for (count, max, what) in [
+            (metrics.len(), MAX_BATCH_METRICS, "metrics"),
+            (params.len(), MAX_BATCH_PARAMS, "params"),
+            (tags.len(), MAX_BATCH_TAGS, "tags"),
+            (
+                metrics.len() + params.len() + tags.len(),
+                MAX_BATCH_ENTITIES,
+                "entities",
+            ),
+        ] {
+            if count > max {
+                return Err(Error::invalid(format!(
+                    "A batch logging request can contain at most {max} {what}. Got {count} {what}. Please split up {what} across multiple requests and try again."
+                )));
+            }
+        }
+        let series = metrics
+            .into_iter()
+            .map(|m| {
+                check_key("metric name", &m.key)?;
+                Ok(MetricSeries {
+                    key: m.key,
+                    points: vec![m.point],
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let params = self.clean(params, "param name", MAX_PARAM_VALUE_LENGTH)?;
+        let tags = self.clean(tags, "tag key", MAX_RUN_TAG_VALUE_LENGTH)?;
+        let mut seen = std::collections::HashMap::new();
+        for p in &params {
+            if let Some(other) = seen.insert(p.key.as_str(), p.value.as_str())
+                && other != p.value
+            {
+                return Err(Error::invalid(format!(
+                    "Duplicate parameter keys have been submitted: '{}' with values '{other}' and '{}'",
+                    p.key, p.value
+                )));
+            }
+        }
+        self.active_run(run_id).await?;
+        self.store.log_batch(run_id, &series, &params, &tags).await
+    }
+
+    fn clean(&self, items: Vec<Tag>, what: &str, max: usize) -> Result<Vec<Tag>> {
+        items
+            .into_iter()
+            .map(|t| {
+                check_key(what, &t.key)?;
+                Ok(Tag::new(t.key, truncate(&t.value, max)))
+            })
+            .collect()
+    }
+
+    pub async fn delete_run_tag(&self, run_id: &str, key: &str) -> Result<()> {
+        self.active_run(run_id).await?;
+        if !self.store.delete_run_tag(run_id, key).await? {
+            return Err(Error::not_found(format!(
+                "No tag with name: {key} in run with id {run_id}"
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: Vec<DatasetInput>,
+        models: Vec<ModelIo>,
+    ) -> Result<()> {
+        let info = self.active_run(run_id).await?;
+        for d in &datasets {
+            if d.dataset.name.is_empty() || d.dataset.digest.is_empty() {
+                return Err(Error::invalid("A dataset input needs a name and a digest"));
+            }
+        }
+        self.store
+            .log_inputs(run_id, info.experiment_id, &datasets)
+            .await?;
+        self.store.link_models(run_id, &models, false).await
+    }
+
+    pub async fn log_outputs(&self, run_id: &str, models: Vec<ModelIo>) -> Result<()> {
+        self.active_run(run_id).await?;
+        self.store.link_models(run_id, &models, true).await
+    }
+
+    pub async fn search_runs(
+        &self,
+        experiment_ids: &[String],
+        filter: &str,
+        order_by: &[String],
+        view: ViewType,
+        max_results: i64,
+        page_token: Option<&str>,
+    ) -> Result<Page<Run>> {
+        check_max_results(max_results)?;
+        let experiment_ids = experiment_ids
+            .iter()
+            .map(|id| ids::parse_experiment_id(id))
+            .collect::<Result<Vec<_>>>()?;
+        let filter = parse_filter(filter, Target::Runs)?;
+        let order_by = parse_order_by(order_by, Target::Runs)?;
+        let offset = decode_page_token(page_token)?;
+        let (items, more) = self
+            .store
+            .search_runs(&RunQuery {
+                experiment_ids: &experiment_ids,
+                filter: &filter,
+                order_by: &order_by,
+                view,
+                offset,
+                limit: max_results,
+            })
+            .await?;
+        let next = more.then(|| encode_page_token(offset + items.len() as i64));
+        Ok(Page {
+            items,
+            next_page_token: next,
+        })
+    }
+
+    /// A page of a metric's history; without `max_results`, all of it.
+    pub async fn metric_history(
+        &self,
+        run_id: &str,
+        key: &str,
+        max_results: Option<i64>,
+        page_token: Option<&str>,
+    ) -> Result<(Vec<MetricPoint>, Option<String>)> {
+        if max_results.is_some_and(|m| m <= 0) {
+            return Err(Error::invalid("max_results must be a positive integer"));
+        }
+        self.get_run_info(run_id).await?;
+        let offset = decode_page_token(page_token)?;
+        let (points, more) = self
+            .store
+            .metric_history(
+                run_id,
+                key,
+                offset as usize,
+                max_results.map(|m| m as usize),
+            )
+            .await?;
+        let next = more.then(|| encode_page_token(offset + points.len() as i64));
+        Ok((points, next))
+    }
+
+    /// The SDK's bulk path: whole series per key, plus AzureML's list/row/table/image metrics.
+    pub async fn log_metrics(
+        &self,
+        run_id: &str,
+        scalars: Vec<MetricSeries>,
+        rich: Vec<RichMetric>,
+    ) -> Result<()> {
+        for s in &scalars {
+            check_key("metric name", &s.key)?;
+        }
+        for m in &rich {
+            check_key("metric name", &m.name)?;
+        }
+        self.active_run(run_id).await?;
+        self.store.log_metrics(run_id, &scalars, &rich).await
+    }
+
+    pub async fn run_metrics(&self, run_id: &str) -> Result<RunMetrics> {
+        self.get_run_info(run_id).await?;
+        Ok(RunMetrics {
+            scalars: self.store.all_metric_histories(run_id).await?,
+            rich: self.store.rich_metrics(run_id).await?,
+        })
+    }
+
+    pub async fn add_run_properties(&self, run_id: &str, properties: Vec<Tag>) -> Result<()> {
+        let properties = self.clean(properties, "property name", MAX_RUN_TAG_VALUE_LENGTH)?;
+        self.active_run(run_id).await?;
+        self.store.add_run_properties(run_id, &properties).await
+    }
+
+    pub async fn run_properties(&self, run_id: &str) -> Result<Vec<Tag>> {
+        self.get_run_info(run_id).await?;
+        self.store.get_run_properties(run_id).await
+    }
+}

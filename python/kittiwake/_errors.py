@@ -1,0 +1,23 @@
+"""Exceptions the SDK raises."""
+
+
+class KittiwakeError(Exception):
+    """A request to the workspace failed; ``status`` and ``code`` say how."""
+
+    def __init__(self, message, status=None, code=None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+
+class UserErrorException(KittiwakeError):
+    """The caller asked for something that cannot be done (AzureML's name for it)."""
+
+
+class LoggingError(KittiwakeError):
+    """Logged values could not be delivered to the server; they are kept in ``unsent``."""
+
+    def __init__(self, message, unsent=0):
+        super().__init__(message)
+        self.unsent = unsent
