@@ -1,0 +1,142 @@
+//! The CLI against a live server: tables, `--json`, uploads and downloads, one-line errors.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::Server;
+use serde_json::{Value, json};
+
+fn kittiwake(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kittiwake"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("KITTIWAKE_URL")
+        .env_remove("KITTIWAKE_TOKEN")
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[tokio::test]
+async fn cli_lists_shows_and_transfers() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.wait_healthy().await;
+    let (_, created) = s
+        .post("/experiments/create", json!({"name": "cli-demo"}))
+        .await;
+    let exp_id = created["experiment_id"].as_str().unwrap().to_string();
+    let (_, run) = s
+        .post(
+            "/runs/create",
+            json!({"experiment_id": exp_id, "run_name": "first"}),
+        )
+        .await;
+    let run_id = run["run"]["info"]["run_id"].as_str().unwrap().to_string();
+    let metrics: Vec<Value> = (0..3)
+        .map(|i| json!({"key": "loss", "value": 1.0 / (i + 1) as f64, "timestamp": 1, "step": i}))
+        .collect();
+    s.post(
+        "/runs/log-batch",
+        json!({"run_id": run_id, "metrics": metrics, "params": [{"key": "lr", "value": "0.01"}]}),
+    )
+    .await;
+
+    // Sub-folders find the workspace config by walking up, as AzureML does.
+    let sub = dir.path().join("nested/deeper");
+    std::fs::create_dir_all(&sub).unwrap();
+    let experiments: Value =
+        serde_json::from_str(&stdout(&kittiwake(&sub, &["experiment", "list", "--json"]))).unwrap();
+    let names: Vec<&str> = experiments
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"cli-demo") && names.contains(&"Default"),
+        "{names:?}"
+    );
+    let table = stdout(&kittiwake(dir.path(), &["experiment", "list"]));
+    assert!(
+        table.contains("cli-demo") && table.contains("NAME"),
+        "{table}"
+    );
+
+    let runs: Value = serde_json::from_str(&stdout(&kittiwake(
+        dir.path(),
+        &["run", "list", "-e", "cli-demo", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(runs[0]["info"]["run_id"], run_id.as_str());
+    let shown = stdout(&kittiwake(dir.path(), &["run", "show", &run_id]));
+    assert!(
+        shown.contains("first") && shown.contains("lr") && shown.contains("0.01"),
+        "{shown}"
+    );
+    let history: Value = serde_json::from_str(&stdout(&kittiwake(
+        dir.path(),
+        &["run", "metrics", &run_id, "--key", "loss", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(history["scalars"][0]["steps"], json!([0, 1, 2]));
+
+    let local = dir.path().join("model.bin");
+    std::fs::write(&local, vec![42u8; 3 * 1024 * 1024 + 17]).unwrap();
+    stdout(&kittiwake(
+        dir.path(),
+        &[
+            "run",
+            "upload",
+            &run_id,
+            local.to_str().unwrap(),
+            "--name",
+            "outputs/model.bin",
+        ],
+    ));
+    let listing: Value = serde_json::from_str(&stdout(&kittiwake(
+        dir.path(),
+        &["run", "artifacts", &run_id, "--json"],
+    )))
+    .unwrap();
+    assert_eq!(listing, json!([{"path": "outputs", "is_dir": true}]));
+    let out_dir = dir.path().join("downloaded");
+    stdout(&kittiwake(
+        dir.path(),
+        &[
+            "run",
+            "download",
+            &run_id,
+            "outputs",
+            "--to",
+            out_dir.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        std::fs::read(out_dir.join("outputs/model.bin")).unwrap(),
+        std::fs::read(&local).unwrap()
+    );
+
+    // Errors are one line and a non-zero exit.
+    let missing = kittiwake(
+        dir.path(),
+        &["run", "show", "0123456789abcdef0123456789abcdef"],
+    );
+    assert!(!missing.status.success());
+    let err = String::from_utf8(missing.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not found"), "{err}");
+    let elsewhere = tempfile::tempdir().unwrap();
+    let lost = kittiwake(elsewhere.path(), &["experiment", "list"]);
+    assert!(!lost.status.success());
+    assert!(String::from_utf8_lossy(&lost.stderr).contains("--url"));
+}
