@@ -7,15 +7,16 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{Method, StatusCode, header};
 use serde::de::{self, DeserializeOwned, Deserializer, Visitor};
 
+use crate::AppState;
 use crate::error::ApiError;
 
 /// A request message of type `T`, from the query string or the JSON body.
 pub struct Msg<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Msg<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for Msg<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let query = req.uri().query().unwrap_or("").to_string();
         let is_get = req.method() == Method::GET;
         if is_get && !query.is_empty() {
@@ -28,6 +29,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Msg<T> {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        // Refuse a declared oversize body from its headers, before reading any of it.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|len| len > state.limits.max_json_bytes) {
+            return Err(ApiError::too_large(
+                "The request body is larger than this server accepts",
+            ));
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::too_large("The request body is larger than this server accepts")

@@ -5,6 +5,7 @@ mod common;
 use common::Server;
 use reqwest::Method;
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn code(body: &Value) -> &str {
     body["error_code"].as_str().unwrap_or("<none>")
@@ -376,26 +377,35 @@ async fn oversized_bodies_are_refused() {
     let s = Server::start(dir.path());
     s.wait_healthy().await;
     let run_id = s.new_run().await;
-    let huge = format!(
-        "{{\"run_id\":\"{run_id}\",\"tags\":[{{\"key\":\"k\",\"value\":\"{}\"}}]}}",
-        "x".repeat(65 * 1024 * 1024)
-    );
-    let r = s
-        .http
-        .post(format!("{}/api/2.0/mlflow/runs/log-batch", s.url))
-        .bearer_auth(&s.token)
-        .header("content-type", "application/json")
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
-    let (_, run) = s.get(&format!("/runs/get?run_id={run_id}")).await;
+    // Announce bodies over the limits and send none of them: the server must answer 413 from the
+    // headers alone, without waiting for (or buffering) the body.
+    let json_limit = 64 * 1024 * 1024 + 1;
+    let answer = declare_body(&s, "POST", "/api/2.0/mlflow/runs/log-batch", json_limit).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("REQUEST_LIMIT_EXCEEDED"), "{answer}");
+    let artifact_limit = 50 * 1024 * 1024 * 1024u64 + 1;
+    let path = format!("/api/2.0/mlflow-artifacts/artifacts/0/{run_id}/artifacts/huge.bin");
+    let answer = declare_body(&s, "PUT", &path, artifact_limit).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    let listing = std::fs::read_dir(dir.path().join(format!(".kittiwake/artifacts/0/{run_id}")));
     assert!(
-        run["run"]["data"]["tags"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|t| t["key"] != "k")
+        listing.is_err() || listing.unwrap().count() == 0,
+        "a refused upload left a file"
     );
+}
+
+/// Sends request headers declaring `length` body bytes, then reads the answer.
+async fn declare_body(s: &Server, method: &str, path: &str, length: u64) -> String {
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n",
+        s.token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer));
+    let n = read.await.unwrap().unwrap();
+    String::from_utf8_lossy(&answer[..n]).to_string()
 }
