@@ -248,7 +248,8 @@ class Run:
             for child in self.get_children(recursive=True):
                 out[child.id] = child.get_metrics(name)
             return out
-        doc = self._session.call("GET", "/api/kittiwake/v1/runs/%s/metrics" % self.id)
+        doc = self._session.call("GET", "/api/kittiwake/v1/runs/%s/metrics" % self.id,
+                                 query={"name": name} if name is not None else None)
         out = {}
         for series in doc["scalars"]:
             values = [float(v) for v in series["values"]]
@@ -263,8 +264,6 @@ class Run:
                 out[m["name"]] = value.get("path")
             else:
                 out[m["name"]] = value
-        if name is not None:
-            return {name: out[name]} if name in out else {}
         return out
 
     # tags and properties ------------------------------------------------------------------

@@ -4,10 +4,11 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::Method;
+use axum::response::{IntoResponse, Response};
 use kittiwake_domain::{MetricPoint, MetricSeries, RichMetric, Tag, now_millis};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Value, json};
 
 use crate::AppState;
@@ -187,52 +188,88 @@ async fn log_metrics(
     Ok(Json(json!({})))
 }
 
-#[derive(serde::Serialize)]
-struct Floats(#[serde(serialize_with = "floats")] Vec<f64>);
+/// Values with NaN and infinities written as protobuf JSON writes them.
+struct Floats<'a>(&'a [MetricPoint]);
 
-fn floats<S: serde::Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    let mut seq = s.serialize_seq(Some(v.len()))?;
-    for x in v {
-        seq.serialize_element(&FloatJson(*x))?;
+impl Serialize for Floats<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct One(f64);
+        impl Serialize for One {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                float(&self.0, s)
+            }
+        }
+        s.collect_seq(self.0.iter().map(|p| One(p.value)))
     }
-    seq.end()
 }
 
-struct FloatJson(f64);
+struct Column<'a, F>(&'a [MetricPoint], F);
 
-impl serde::Serialize for FloatJson {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        float(&self.0, s)
+impl<F: Fn(&MetricPoint) -> i64> Serialize for Column<'_, F> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(&self.1))
     }
+}
+
+/// One scalar series in columns, the compact form the SDK reads.
+#[derive(Serialize)]
+struct SeriesJson<'a> {
+    name: &'a str,
+    steps: Column<'a, fn(&MetricPoint) -> i64>,
+    timestamps: Column<'a, fn(&MetricPoint) -> i64>,
+    values: Floats<'a>,
+}
+
+#[derive(Serialize)]
+struct RichJson<'a> {
+    name: &'a str,
+    kind: &'static str,
+    value: Value,
+    description: &'a str,
+    timestamp: i64,
+}
+
+#[derive(Serialize)]
+struct MetricsJson<'a> {
+    scalars: Vec<SeriesJson<'a>>,
+    rich: Vec<RichJson<'a>>,
+}
+
+#[derive(Deserialize)]
+struct MetricsQuery {
+    name: Option<String>,
 }
 
 async fn get_metrics(
     State(s): State<AppState>,
     Path(run_id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let metrics = s.tracking.run_metrics(&run_id).await?;
-    let scalars: Vec<Value> = metrics
-        .scalars
-        .iter()
-        .map(|(name, points)| {
-            json!({
-                "name": name,
-                "steps": points.iter().map(|p| p.step).collect::<Vec<_>>(),
-                "timestamps": points.iter().map(|p| p.timestamp).collect::<Vec<_>>(),
-                "values": Floats(points.iter().map(|p| p.value).collect()),
+    Query(q): Query<MetricsQuery>,
+) -> ApiResult<Response> {
+    let metrics = s.tracking.run_metrics(&run_id, q.name.as_deref()).await?;
+    let body = MetricsJson {
+        scalars: metrics
+            .scalars
+            .iter()
+            .map(|(name, points)| SeriesJson {
+                name,
+                steps: Column(points, |p| p.step),
+                timestamps: Column(points, |p| p.timestamp),
+                values: Floats(points),
             })
-        })
-        .collect();
-    let rich: Vec<Value> = metrics
-        .rich
-        .iter()
-        .map(|r| {
-            let value: Value = serde_json::from_str(&r.value_json).unwrap_or(Value::Null);
-            json!({"name": r.name, "kind": r.kind.as_str(), "value": value, "description": r.description, "timestamp": r.timestamp})
-        })
-        .collect();
-    Ok(Json(json!({"scalars": scalars, "rich": rich})))
+            .collect(),
+        rich: metrics
+            .rich
+            .iter()
+            .map(|r| RichJson {
+                name: &r.name,
+                kind: r.kind.as_str(),
+                value: serde_json::from_str(&r.value_json).unwrap_or(Value::Null),
+                description: &r.description,
+                timestamp: r.timestamp,
+            })
+            .collect(),
+    };
+    Ok(Json(body).into_response())
 }
 
 #[derive(Deserialize)]

@@ -150,9 +150,10 @@ mod tests {
 
     #[tokio::test]
     async fn tokens_authenticate_by_hash_only() {
-        let dir = std::env::temp_dir().join(format!("kw-auth-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let store = Store::open_sqlite(&dir.join("db.sqlite")).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap();
         let auth = Auth::new(store.clone());
         let token = auth.bootstrap_admin().await.unwrap().unwrap();
         assert!(auth.bootstrap_admin().await.unwrap().is_none());
@@ -161,6 +162,5 @@ mod tests {
         assert_eq!(p.role, Role::Owner);
         let err = auth.authenticate("kw_nope").await.unwrap_err();
         assert_eq!(err.kind, ErrorKind::Unauthenticated);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

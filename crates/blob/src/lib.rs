@@ -82,14 +82,6 @@ impl ArtifactPath {
         }
     }
 
-    /// Whether `self` is `prefix` or lies below it.
-    pub fn starts_with(&self, prefix: &ArtifactPath) -> bool {
-        prefix.is_root()
-            || self.0 == prefix.0
-            || (self.0.starts_with(&prefix.0)
-                && self.0.as_bytes().get(prefix.0.len()) == Some(&b'/'))
-    }
-
     fn store_path(&self) -> StorePath {
         StorePath::from(self.0.as_str())
     }
@@ -294,17 +286,12 @@ mod tests {
         }
         assert_eq!(ArtifactPath::parse("a/b/").unwrap().as_str(), "a/b");
         assert!(ArtifactPath::parse("").unwrap().is_root());
-        let root = ArtifactPath::parse("0/abc/artifacts").unwrap();
-        assert!(
-            ArtifactPath::parse("0/abc/artifacts/x")
-                .unwrap()
-                .starts_with(&root)
+        let root = ArtifactPath::parse("0/abc").unwrap();
+        assert_eq!(
+            root.join(&ArtifactPath::parse("x/y").unwrap()).as_str(),
+            "0/abc/x/y"
         );
-        assert!(
-            !ArtifactPath::parse("0/abc/artifactsx")
-                .unwrap()
-                .starts_with(&root)
-        );
+        assert_eq!(root.join(&ArtifactPath::parse("").unwrap()), root);
     }
 
     #[tokio::test]

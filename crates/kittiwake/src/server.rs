@@ -127,20 +127,20 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         limits: Limits::default(),
         workspace,
     };
-    println!(
-        "Kittiwake workspace '{}' listening on {url}",
-        state.workspace.name
+    let config_path = config_path.canonicalize().unwrap_or(config_path);
+    let banner = format!(
+        "Kittiwake workspace '{name}' listening on {url}\n  \
+         data:        {data}\n  \
+         config:      {config}  (Workspace.from_config() finds it from this folder down)\n  \
+         admin token: {token}\n  \
+         mlflow:      export MLFLOW_TRACKING_URI={url} MLFLOW_TRACKING_TOKEN=$(cat {token})\n",
+        name = state.workspace.name,
+        data = data_dir.display(),
+        config = config_path.display(),
+        token = token_file.display(),
     );
-    println!("  data:        {}", data_dir.display());
-    println!(
-        "  config:      {}  (Workspace.from_config() finds it from this folder down)",
-        config_path.display()
-    );
-    println!("  admin token: {}", token_file.display());
-    println!(
-        "  mlflow:      export MLFLOW_TRACKING_URI={url} MLFLOW_TRACKING_TOKEN=$(cat {})",
-        token_file.display()
-    );
+    // A closed stdout (a supervisor that stopped reading) must not take the server down.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     let app = kittiwake_api::router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())

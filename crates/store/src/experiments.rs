@@ -4,7 +4,7 @@ use kittiwake_domain::{Error, Experiment, LifecycleStage, Millis, Result, Tag};
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::sql::{Arg, Sql};
+use crate::sql::{Arg, Sql, upsert_key_value};
 use crate::{Store, db_error};
 
 const EXPERIMENT_COLUMNS: &str =
@@ -56,13 +56,14 @@ impl Store {
             .await
             .map_err(db_error)?;
         for tag in tags {
-            sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
-                .bind(id)
-                .bind(&tag.key)
-                .bind(&tag.value)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            upsert_key_value(
+                &mut tx,
+                "experiment_tags",
+                "experiment_id",
+                Arg::Int(id),
+                tag,
+            )
+            .await?;
         }
         tx.commit().await.map_err(db_error)?;
         Ok(id)
@@ -179,13 +180,14 @@ impl Store {
 
     pub async fn set_experiment_tag(&self, id: i64, tag: &Tag) -> Result<()> {
         let (_guard, mut tx) = self.write().await?;
-        sqlx::query("INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value")
-            .bind(id)
-            .bind(&tag.key)
-            .bind(&tag.value)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+        upsert_key_value(
+            &mut tx,
+            "experiment_tags",
+            "experiment_id",
+            Arg::Int(id),
+            tag,
+        )
+        .await?;
         tx.commit().await.map_err(db_error)
     }
 

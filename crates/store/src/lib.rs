@@ -101,3 +101,100 @@ pub(crate) fn db_error(e: sqlx::Error) -> Error {
         _ => Error::internal(format!("metadata store error: {e}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_connection_runs_in_wal_with_normal_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("m.sqlite"))
+            .await
+            .unwrap();
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            conns.push(store.pool.acquire().await.unwrap());
+        }
+        for conn in &mut conns {
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+                .fetch_one(&mut **conn)
+                .await
+                .unwrap();
+            assert_eq!((mode.as_str(), sync, busy), ("wal", 1, 30000));
+        }
+    }
+
+    #[tokio::test]
+    async fn history_pages_match_slices_of_the_whole() {
+        use kittiwake_domain::{MetricPoint, MetricSeries};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("m.sqlite"))
+            .await
+            .unwrap();
+        let run_id = "0123456789abcdef0123456789abcdef";
+        store
+            .create_run(NewRun {
+                run_id,
+                experiment_id: 0,
+                run_name: "r",
+                user_id: "u",
+                start_time: 0,
+                artifact_uri: "",
+                tags: &[],
+            })
+            .await
+            .unwrap();
+        let mut step = 0i64;
+        for size in [3usize, 1, 7, 2, 5] {
+            let points = (0..size)
+                .map(|_| {
+                    step += 1;
+                    MetricPoint {
+                        step,
+                        timestamp: 0,
+                        value: step as f64,
+                    }
+                })
+                .collect();
+            store
+                .log_metrics(
+                    run_id,
+                    &[MetricSeries {
+                        key: "m".into(),
+                        points,
+                    }],
+                    &[],
+                )
+                .await
+                .unwrap();
+        }
+        let (all, more) = store.metric_history(run_id, "m", 0, None).await.unwrap();
+        assert_eq!(all.len(), 18);
+        assert!(!more);
+        for offset in 0..20 {
+            for limit in [1usize, 2, 4, 7, 18, 30] {
+                let (page, more) = store
+                    .metric_history(run_id, "m", offset, Some(limit))
+                    .await
+                    .unwrap();
+                let expected: Vec<_> = all.iter().skip(offset).take(limit).copied().collect();
+                assert_eq!(page, expected, "offset {offset} limit {limit}");
+                assert_eq!(more, offset + limit < 18, "offset {offset} limit {limit}");
+            }
+        }
+        let (none, _) = store
+            .metric_history(run_id, "other", 0, None)
+            .await
+            .unwrap();
+        assert!(none.is_empty());
+    }
+}

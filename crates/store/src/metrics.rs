@@ -114,7 +114,8 @@ pub(crate) async fn append(
 pub type ScalarHistory = Vec<(String, Vec<MetricPoint>)>;
 
 impl Store {
-    /// The points of one metric in logging order. `offset` and `limit` page through them.
+    /// The points of one metric in logging order. `offset` and `limit` page through them; only
+    /// the chunks a page needs are read.
     pub async fn metric_history(
         &self,
         run_id: &str,
@@ -122,47 +123,64 @@ impl Store {
         offset: usize,
         limit: Option<usize>,
     ) -> Result<(Vec<MetricPoint>, bool)> {
-        let rows = sqlx::query("SELECT points, data FROM metric_chunks WHERE run_id = $1 AND key = $2 ORDER BY chunk_id")
-            .bind(run_id)
-            .bind(key)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_error)?;
-        let mut points = Vec::new();
-        let mut skipped = 0usize;
-        let mut more = false;
-        for row in rows {
-            let n = row.try_get::<i64, _>("points").map_err(db_error)? as usize;
-            if skipped + n <= offset {
-                skipped += n;
-                continue;
-            }
-            if limit.is_some_and(|l| points.len() >= l) {
-                more = true;
-                break;
-            }
-            let data: Vec<u8> = row.try_get("data").map_err(db_error)?;
-            decode_points(&data, &mut points)?;
-            if skipped < offset {
-                points.drain(..offset - skipped);
-                skipped = offset;
-            }
-        }
-        if let Some(l) = limit
-            && points.len() > l
-        {
-            points.truncate(l);
-            more = true;
-        }
-        Ok((points, more))
-    }
-
-    /// Every scalar series of a run.
-    pub async fn all_metric_histories(&self, run_id: &str) -> Result<ScalarHistory> {
-        let rows = sqlx::query(
-            "SELECT key, data FROM metric_chunks WHERE run_id = $1 ORDER BY key, chunk_id",
+        let sizes: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT chunk_id, points FROM metric_chunks WHERE run_id = $1 AND key = $2 ORDER BY chunk_id",
         )
         .bind(run_id)
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let total: usize = sizes.iter().map(|(_, n)| *n as usize).sum();
+        let end = limit.map_or(total, |l| total.min(offset.saturating_add(l)));
+        if offset >= end {
+            return Ok((Vec::new(), false));
+        }
+        // The chunks overlapping [offset, end), and where the first one starts.
+        let mut first_start = 0usize;
+        let mut wanted = (None, None);
+        let mut position = 0usize;
+        for (chunk_id, n) in &sizes {
+            let next = position + *n as usize;
+            if next > offset && position < end {
+                if wanted.0.is_none() {
+                    wanted.0 = Some(*chunk_id);
+                    first_start = position;
+                }
+                wanted.1 = Some(*chunk_id);
+            }
+            position = next;
+        }
+        let (Some(from), Some(to)) = wanted else {
+            return Ok((Vec::new(), false));
+        };
+        let rows = sqlx::query(
+            "SELECT data FROM metric_chunks WHERE run_id = $1 AND key = $2 AND chunk_id BETWEEN $3 AND $4 ORDER BY chunk_id",
+        )
+        .bind(run_id)
+        .bind(key)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        let mut points = Vec::with_capacity(end - offset);
+        for row in rows {
+            let data: Vec<u8> = row.try_get("data").map_err(db_error)?;
+            decode_points(&data, &mut points)?;
+        }
+        points.drain(..offset - first_start);
+        points.truncate(end - offset);
+        Ok((points, end < total))
+    }
+
+    /// Every scalar series of a run, or only the one called `key`.
+    pub async fn metric_histories(&self, run_id: &str, key: Option<&str>) -> Result<ScalarHistory> {
+        let rows = sqlx::query(
+            "SELECT key, data FROM metric_chunks WHERE run_id = $1 AND ($2 IS NULL OR key = $2) ORDER BY key, chunk_id",
+        )
+        .bind(run_id)
+        .bind(key)
         .fetch_all(&self.pool)
         .await
         .map_err(db_error)?;

@@ -1,6 +1,7 @@
 use kittiwake_domain::{Error, LoggedModel, LoggedModelStatus, Millis, Result, Tag};
 use sqlx::{AssertSqlSafe, Row};
 
+use crate::sql::{Arg, upsert_key_value};
 use crate::{Store, db_error};
 
 /// The fields finalizing or updating a logged model may change.
@@ -34,7 +35,8 @@ impl Store {
             ("logged_model_params", &m.params),
         ] {
             for t in items.iter() {
-                upsert(&mut tx, table, &m.model_id, t).await?;
+                upsert_key_value(&mut tx, table, "model_id", Arg::Text(m.model_id.clone()), t)
+                    .await?;
             }
         }
         tx.commit().await.map_err(db_error)
@@ -133,7 +135,14 @@ impl Store {
         };
         let (_guard, mut tx) = self.write().await?;
         for t in items {
-            upsert(&mut tx, table, model_id, t).await?;
+            upsert_key_value(
+                &mut tx,
+                table,
+                "model_id",
+                Arg::Text(model_id.to_string()),
+                t,
+            )
+            .await?;
         }
         tx.commit().await.map_err(db_error)
     }
@@ -149,22 +158,4 @@ impl Store {
         tx.commit().await.map_err(db_error)?;
         Ok(done.rows_affected() > 0)
     }
-}
-
-async fn upsert(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    table: &str,
-    model_id: &str,
-    t: &Tag,
-) -> Result<()> {
-    sqlx::query(AssertSqlSafe(format!(
-        "INSERT INTO {table} (model_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (model_id, key) DO UPDATE SET value = excluded.value"
-    )))
-    .bind(model_id)
-    .bind(&t.key)
-    .bind(&t.value)
-    .execute(&mut **tx)
-    .await
-    .map_err(db_error)?;
-    Ok(())
 }

@@ -7,7 +7,7 @@ use kittiwake_domain::{
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::sql::{Arg, Sql};
+use crate::sql::{Arg, Sql, upsert_key_value};
 use crate::{Store, db_error};
 
 pub(crate) const RUN_COLUMNS: &str = "r.run_id, r.experiment_id, r.run_name, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
@@ -424,12 +424,5 @@ async fn upsert_tag(
     run_id: &str,
     tag: &Tag,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO run_tags (run_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value")
-        .bind(run_id)
-        .bind(&tag.key)
-        .bind(&tag.value)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
-    Ok(())
+    upsert_key_value(tx, "run_tags", "run_id", Arg::Text(run_id.to_string()), tag).await
 }

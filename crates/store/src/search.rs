@@ -149,54 +149,66 @@ const MODEL_TABLES: KeyValueTables = KeyValueTables {
     metrics: "latest_metrics",
 };
 
-/// Appends ORDER BY terms; missing values sort last whatever the direction, as in MLflow.
-fn order_sql(
+/// Joins a row's metric, param or tag values used by the ordering and returns the ORDER BY terms;
+/// missing values sort last whatever the direction, as in MLflow. One join per ordered key lets
+/// the database look each value up once instead of once per sort comparison. `joined` lists metric
+/// keys already inner-joined by the filter (alias `f<i>`), which the ordering reuses.
+fn order_joins(
     sql: &mut Sql,
     order_by: &[OrderBy],
     id_column: &str,
     kv: &KeyValueTables,
-    tail: &str,
-) {
+    joined: &[(String, String)],
+) -> Vec<String> {
     let mut terms = Vec::new();
-    for o in order_by {
+    for (i, o) in order_by.iter().enumerate() {
         let dir = if o.ascending { "ASC" } else { "DESC" };
-        match o.entity {
-            Entity::Attribute => terms.push(format!("o.{} {dir}", o.key)),
-            Entity::Metric => {
-                let select = |col: &str, sql: &mut Sql| {
-                    sql.push(&format!(
-                        "(SELECT m.{col} FROM {} m WHERE m.{} = o.{id_column} AND m.key = ",
-                        kv.metrics, kv.owner_column
-                    ));
-                    sql.bind_text(o.key.clone());
-                    sql.push(")");
-                };
-                let start = sql.text.len();
-                select("value", sql);
-                let expr = sql.text.split_off(start);
-                select("is_nan", sql);
-                let nan_expr = sql.text.split_off(start);
-                terms.push(format!("({expr}) IS NULL, {nan_expr}, {expr} {dir}"));
+        let table = match o.entity {
+            Entity::Attribute => {
+                terms.push(format!("o.{} {dir}", o.key));
+                continue;
             }
-            Entity::Param | Entity::Tag => {
-                let table = if o.entity == Entity::Param {
-                    kv.params
-                } else {
-                    kv.tags
-                };
-                let start = sql.text.len();
+            Entity::Dataset => continue,
+            Entity::Metric => kv.metrics,
+            Entity::Param => kv.params,
+            Entity::Tag => kv.tags,
+        };
+        let reused = (o.entity == Entity::Metric)
+            .then(|| {
+                joined
+                    .iter()
+                    .find(|(key, _)| *key == o.key)
+                    .map(|(_, alias)| alias.clone())
+            })
+            .flatten();
+        let alias = match reused {
+            Some(alias) => {
+                // Inner-joined by the filter, so never missing: order as the metric index does.
+                terms.push(format!("{alias}.is_nan, {alias}.value {dir}"));
+                continue;
+            }
+            None => {
+                let alias = format!("ob{i}");
                 sql.push(&format!(
-                    "(SELECT t.value FROM {table} t WHERE t.{} = o.{id_column} AND t.key = ",
+                    " LEFT JOIN {table} {alias} ON {alias}.{} = o.{id_column} AND {alias}.key = ",
                     kv.owner_column
                 ));
                 sql.bind_text(o.key.clone());
-                sql.push(")");
-                let expr = sql.text.split_off(start);
-                terms.push(format!("{expr} IS NULL, {expr} {dir}"));
+                alias
             }
-            Entity::Dataset => {}
+        };
+        if o.entity == Entity::Metric {
+            terms.push(format!(
+                "{alias}.value IS NULL, {alias}.is_nan, {alias}.value {dir}"
+            ));
+        } else {
+            terms.push(format!("{alias}.value IS NULL, {alias}.value {dir}"));
         }
     }
+    terms
+}
+
+fn order_by_terms(sql: &mut Sql, mut terms: Vec<String>, tail: &str) {
     terms.push(tail.to_string());
     sql.push(" ORDER BY ");
     sql.push(&terms.join(", "));
@@ -216,22 +228,40 @@ impl Store {
             return Ok((Vec::new(), false));
         }
         let mut sql = Sql::new(format!(
-            "SELECT {} FROM runs o WHERE o.experiment_id IN ",
+            "SELECT {} FROM runs o",
             RUN_COLUMNS.replace("r.", "o.")
         ));
+        // Metric filters become inner joins so the database can start from the metric index
+        // (key, value) rather than from every run of the experiment.
+        let mut joined = Vec::new();
+        for (i, c) in q
+            .filter
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.entity == Entity::Metric)
+        {
+            let alias = format!("f{i}");
+            sql.push(&format!(
+                " JOIN latest_metrics {alias} ON {alias}.run_id = o.run_id AND {alias}.key = "
+            ));
+            sql.bind_text(c.key.clone());
+            // Naming both is_nan values lets the database range-scan the (key, is_nan, value) index.
+            sql.push(&format!(
+                " AND {alias}.is_nan IN (0, 1) AND {alias}.value {} ",
+                c.op.sql()
+            ));
+            sql.bind(value_arg(&c.value));
+            joined.push((c.key.clone(), alias));
+        }
+        let terms = order_joins(&mut sql, q.order_by, "run_id", &RUN_TABLES, &joined);
+        sql.push(" WHERE o.experiment_id IN ");
         sql.bind_list(q.experiment_ids.iter().map(|id| Arg::Int(*id)));
         stages(&mut sql, "o.lifecycle_stage", q.view);
-        for clause in q.filter {
+        for clause in q.filter.iter().filter(|c| c.entity != Entity::Metric) {
             sql.push(" AND ");
             clause_sql(&mut sql, clause, "run_id", &RUN_TABLES);
         }
-        order_sql(
-            &mut sql,
-            q.order_by,
-            "run_id",
-            &RUN_TABLES,
-            "o.start_time DESC, o.run_id",
-        );
+        order_by_terms(&mut sql, terms, "o.start_time DESC, o.run_id");
         page(&mut sql, q.offset, q.limit);
         let rows = sql.query().fetch_all(&self.pool).await.map_err(db_error)?;
         let more = rows.len() as i64 > q.limit;
@@ -248,8 +278,16 @@ impl Store {
         q: &ExperimentQuery<'_>,
     ) -> Result<(Vec<Experiment>, bool)> {
         let mut sql = Sql::new(
-            "SELECT o.experiment_id, o.name, o.artifact_location, o.lifecycle_stage, o.creation_time, o.last_update_time FROM experiments o WHERE 1 = 1",
+            "SELECT o.experiment_id, o.name, o.artifact_location, o.lifecycle_stage, o.creation_time, o.last_update_time FROM experiments o",
         );
+        let terms = order_joins(
+            &mut sql,
+            q.order_by,
+            "experiment_id",
+            &EXPERIMENT_TABLES,
+            &[],
+        );
+        sql.push(" WHERE 1 = 1");
         stages(&mut sql, "o.lifecycle_stage", q.view);
         for clause in q.filter {
             sql.push(" AND ");
@@ -265,13 +303,7 @@ impl Store {
                 clause_sql(&mut sql, clause, "experiment_id", &EXPERIMENT_TABLES);
             }
         }
-        order_sql(
-            &mut sql,
-            q.order_by,
-            "experiment_id",
-            &EXPERIMENT_TABLES,
-            "o.creation_time DESC, o.experiment_id ASC",
-        );
+        order_by_terms(&mut sql, terms, "o.creation_time DESC, o.experiment_id ASC");
         page(&mut sql, q.offset, q.limit);
         let mut experiments = self.experiments_by_sql(&sql).await?;
         let more = experiments.len() as i64 > q.limit;
@@ -283,7 +315,9 @@ impl Store {
         &self,
         q: &ModelQuery<'_>,
     ) -> Result<(Vec<LoggedModel>, bool)> {
-        let mut sql = Sql::new("SELECT o.model_id FROM logged_models o WHERE o.lifecycle_stage = ");
+        let mut sql = Sql::new("SELECT o.model_id FROM logged_models o");
+        let terms = order_joins(&mut sql, q.order_by, "model_id", &MODEL_TABLES, &[]);
+        sql.push(" WHERE o.lifecycle_stage = ");
         sql.bind_text(LifecycleStage::Active.as_str());
         if !q.experiment_ids.is_empty() {
             sql.push(" AND o.experiment_id IN ");
@@ -297,13 +331,7 @@ impl Store {
                 clause_sql(&mut sql, clause, "model_id", &MODEL_TABLES);
             }
         }
-        order_sql(
-            &mut sql,
-            q.order_by,
-            "model_id",
-            &MODEL_TABLES,
-            "o.creation_timestamp DESC, o.model_id",
-        );
+        order_by_terms(&mut sql, terms, "o.creation_timestamp DESC, o.model_id");
         page(&mut sql, q.offset, q.limit);
         let ids: Vec<String> = sql
             .query()

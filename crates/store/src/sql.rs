@@ -69,3 +69,30 @@ impl Sql {
         q
     }
 }
+
+/// Sets `tag.key` to `tag.value` in a key/value table (`experiment_tags`, `run_tags`, …) whose
+/// owner is named by `owner_column`, replacing any earlier value.
+pub async fn upsert_key_value(
+    tx: &mut sqlx::Transaction<'static, Any>,
+    table: &'static str,
+    owner_column: &'static str,
+    owner: Arg,
+    tag: &kittiwake_domain::Tag,
+) -> kittiwake_domain::Result<()> {
+    let mut sql = Sql::new(format!(
+        "INSERT INTO {table} ({owner_column}, key, value) VALUES ("
+    ));
+    sql.bind(owner)
+        .push(", ")
+        .bind_text(tag.key.clone())
+        .push(", ")
+        .bind_text(tag.value.clone());
+    sql.push(&format!(
+        ") ON CONFLICT ({owner_column}, key) DO UPDATE SET value = excluded.value"
+    ));
+    sql.query()
+        .execute(&mut **tx)
+        .await
+        .map_err(crate::db_error)?;
+    Ok(())
+}

@@ -116,10 +116,6 @@ impl Tracking {
             .collect())
     }
 
-    pub async fn is_artifact_file(&self, path: &str) -> Result<bool> {
-        self.blob.is_file(&parse(path)?).await.map_err(blob_error)
-    }
-
     pub async fn delete_artifact(&self, path: &str) -> Result<()> {
         let path = parse(path)?;
         self.check_write_target(&path).await?;

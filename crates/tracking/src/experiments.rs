@@ -1,14 +1,11 @@
-use kittiwake_domain::search::{
-    Target, decode_page_token, encode_page_token, parse_filter, parse_order_by,
-};
+use kittiwake_domain::search::Target;
 use kittiwake_domain::validation::{
-    MAX_EXPERIMENT_TAG_VALUE_LENGTH, check_experiment_name, check_key, check_max_results,
-    check_value_length,
+    MAX_EXPERIMENT_TAG_VALUE_LENGTH, check_experiment_name, check_key, check_value_length,
 };
 use kittiwake_domain::{Error, Experiment, LifecycleStage, Result, Tag, ViewType, ids, now_millis};
 use kittiwake_store::ExperimentQuery;
 
-use crate::{PROXY_SCHEME, Page, Tracking};
+use crate::{PROXY_SCHEME, Page, SearchRequest, Tracking};
 
 impl Tracking {
     pub async fn create_experiment(
@@ -65,31 +62,21 @@ impl Tracking {
 
     pub async fn search_experiments(
         &self,
-        filter: &str,
-        order_by: &[String],
         view: ViewType,
-        max_results: i64,
-        page_token: Option<&str>,
+        req: SearchRequest<'_>,
     ) -> Result<Page<Experiment>> {
-        check_max_results(max_results)?;
-        let filter = parse_filter(filter, Target::Experiments)?;
-        let order_by = parse_order_by(order_by, Target::Experiments)?;
-        let offset = decode_page_token(page_token)?;
+        let q = req.parse(Target::Experiments)?;
         let (items, more) = self
             .store
             .search_experiments(&ExperimentQuery {
-                filter: &filter,
-                order_by: &order_by,
+                filter: &q.filter,
+                order_by: &q.order_by,
                 view,
-                offset,
-                limit: max_results,
+                offset: q.offset,
+                limit: q.limit,
             })
             .await?;
-        let next = more.then(|| encode_page_token(offset + items.len() as i64));
-        Ok(Page {
-            items,
-            next_page_token: next,
-        })
+        Ok(Page::after(q.offset, items, more))
     }
 
     pub async fn rename_experiment(&self, id: &str, new_name: &str) -> Result<()> {

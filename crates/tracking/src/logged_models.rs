@@ -1,12 +1,10 @@
-use kittiwake_domain::search::{
-    Target, decode_page_token, encode_page_token, parse_filter, parse_order_by,
-};
-use kittiwake_domain::validation::{check_key, check_max_results};
+use kittiwake_domain::search::Target;
+use kittiwake_domain::validation::check_key;
 use kittiwake_domain::{Error, LoggedModel, LoggedModelStatus, Result, Tag, ids, now_millis};
 use kittiwake_store::{LoggedModelPatch, ModelQuery};
 
 use crate::names::{random_hex_id, random_run_name};
-use crate::{Page, Tracking};
+use crate::{Page, SearchRequest, Tracking, parse_experiment_ids};
 
 pub struct NewLoggedModel<'a> {
     pub experiment_id: &'a str,
@@ -127,33 +125,20 @@ impl Tracking {
     pub async fn search_logged_models(
         &self,
         experiment_ids: &[String],
-        filter: &str,
-        order_by: &[String],
-        max_results: i64,
-        page_token: Option<&str>,
+        req: SearchRequest<'_>,
     ) -> Result<Page<LoggedModel>> {
-        check_max_results(max_results)?;
-        let experiment_ids = experiment_ids
-            .iter()
-            .map(|id| ids::parse_experiment_id(id))
-            .collect::<Result<Vec<_>>>()?;
-        let filter = parse_filter(filter, Target::LoggedModels)?;
-        let order_by = parse_order_by(order_by, Target::LoggedModels)?;
-        let offset = decode_page_token(page_token)?;
+        let experiment_ids = parse_experiment_ids(experiment_ids)?;
+        let q = req.parse(Target::LoggedModels)?;
         let (items, more) = self
             .store
             .search_logged_models(&ModelQuery {
                 experiment_ids: &experiment_ids,
-                filter: &filter,
-                order_by: &order_by,
-                offset,
-                limit: max_results,
+                filter: &q.filter,
+                order_by: &q.order_by,
+                offset: q.offset,
+                limit: q.limit,
             })
             .await?;
-        let next = more.then(|| encode_page_token(offset + items.len() as i64));
-        Ok(Page {
-            items,
-            next_page_token: next,
-        })
+        Ok(Page::after(q.offset, items, more))
     }
 }

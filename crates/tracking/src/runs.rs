@@ -1,9 +1,7 @@
-use kittiwake_domain::search::{
-    Target, decode_page_token, encode_page_token, parse_filter, parse_order_by,
-};
+use kittiwake_domain::search::{Target, decode_page_token, encode_page_token};
 use kittiwake_domain::validation::{
     MAX_BATCH_ENTITIES, MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS,
-    MAX_PARAM_VALUE_LENGTH, MAX_RUN_TAG_VALUE_LENGTH, check_key, check_max_results,
+    MAX_PARAM_VALUE_LENGTH, MAX_RUN_TAG_VALUE_LENGTH, check_key,
 };
 use kittiwake_domain::{
     DatasetInput, Error, LifecycleStage, Metric, MetricPoint, MetricSeries, Millis, ModelIo,
@@ -12,7 +10,7 @@ use kittiwake_domain::{
 use kittiwake_store::{NewRun, RunPatch, RunQuery, ScalarHistory};
 
 use crate::names::{random_hex_id, random_run_name};
-use crate::{Page, Tracking};
+use crate::{Page, SearchRequest, Tracking, parse_experiment_ids};
 
 pub const RUN_NAME_TAG: &str = "mlflow.runName";
 
@@ -231,36 +229,23 @@ impl Tracking {
     pub async fn search_runs(
         &self,
         experiment_ids: &[String],
-        filter: &str,
-        order_by: &[String],
         view: ViewType,
-        max_results: i64,
-        page_token: Option<&str>,
+        req: SearchRequest<'_>,
     ) -> Result<Page<Run>> {
-        check_max_results(max_results)?;
-        let experiment_ids = experiment_ids
-            .iter()
-            .map(|id| ids::parse_experiment_id(id))
-            .collect::<Result<Vec<_>>>()?;
-        let filter = parse_filter(filter, Target::Runs)?;
-        let order_by = parse_order_by(order_by, Target::Runs)?;
-        let offset = decode_page_token(page_token)?;
+        let experiment_ids = parse_experiment_ids(experiment_ids)?;
+        let q = req.parse(Target::Runs)?;
         let (items, more) = self
             .store
             .search_runs(&RunQuery {
                 experiment_ids: &experiment_ids,
-                filter: &filter,
-                order_by: &order_by,
+                filter: &q.filter,
+                order_by: &q.order_by,
                 view,
-                offset,
-                limit: max_results,
+                offset: q.offset,
+                limit: q.limit,
             })
             .await?;
-        let next = more.then(|| encode_page_token(offset + items.len() as i64));
-        Ok(Page {
-            items,
-            next_page_token: next,
-        })
+        Ok(Page::after(q.offset, items, more))
     }
 
     /// A page of a metric's history; without `max_results`, all of it.
@@ -306,11 +291,14 @@ impl Tracking {
         self.store.log_metrics(run_id, &scalars, &rich).await
     }
 
-    pub async fn run_metrics(&self, run_id: &str) -> Result<RunMetrics> {
+    /// A run's metrics, or only those called `name`.
+    pub async fn run_metrics(&self, run_id: &str, name: Option<&str>) -> Result<RunMetrics> {
         self.get_run_info(run_id).await?;
+        let mut rich = self.store.rich_metrics(run_id).await?;
+        rich.retain(|m| name.is_none_or(|n| m.name == n));
         Ok(RunMetrics {
-            scalars: self.store.all_metric_histories(run_id).await?,
-            rich: self.store.rich_metrics(run_id).await?,
+            scalars: self.store.metric_histories(run_id, name).await?,
+            rich,
         })
     }
 

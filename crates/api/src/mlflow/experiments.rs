@@ -1,6 +1,7 @@
 use axum::Json;
 use axum::extract::State;
 use kittiwake_domain::{LifecycleStage, Tag};
+use kittiwake_tracking::SearchRequest;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -69,11 +70,13 @@ pub async fn search(State(s): State<AppState>, Msg(m): Msg<Search>) -> ApiResult
     let page = s
         .tracking
         .search_experiments(
-            &m.filter,
-            &m.order_by,
             view_type(m.view_type.as_deref())?,
-            m.max_results.unwrap_or(1000),
-            m.page_token.as_deref(),
+            SearchRequest {
+                filter: &m.filter,
+                order_by: &m.order_by,
+                max_results: m.max_results.unwrap_or(1000),
+                page_token: m.page_token.as_deref(),
+            },
         )
         .await?;
     let experiments: Vec<ExperimentJson> = page.items.iter().map(ExperimentJson::from).collect();

@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
-use kittiwake_tracking::NewLoggedModel;
+use kittiwake_tracking::{NewLoggedModel, SearchRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -163,10 +163,12 @@ pub async fn search(State(s): State<AppState>, Msg(m): Msg<Search>) -> ApiResult
         .tracking
         .search_logged_models(
             &m.experiment_ids,
-            &m.filter,
-            &order_by,
-            m.max_results.unwrap_or(50),
-            m.page_token.as_deref(),
+            SearchRequest {
+                filter: &m.filter,
+                order_by: &order_by,
+                max_results: m.max_results.unwrap_or(50),
+                page_token: m.page_token.as_deref(),
+            },
         )
         .await?;
     let mut body =

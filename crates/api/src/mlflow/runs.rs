@@ -1,13 +1,14 @@
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use kittiwake_domain::{LifecycleStage, Metric, MetricPoint, RunStatus, Tag};
-use kittiwake_tracking::NewRunRequest;
+use kittiwake_tracking::{NewRunRequest, SearchRequest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::wire::{
-    DatasetInputJson, KeyValue, MetricJson, ModelIoJson, RunInfoJson, RunJson, enum_text,
-    into_tags, view_type,
+    DatasetInputJson, KeyValue, ModelIoJson, RunInfoJson, RunJson, enum_text, into_tags, view_type,
 };
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -302,11 +303,13 @@ pub async fn search(State(s): State<AppState>, Msg(m): Msg<Search>) -> ApiResult
         .tracking
         .search_runs(
             &m.experiment_ids,
-            &m.filter,
-            &m.order_by,
             view_type(m.run_view_type.as_deref())?,
-            m.max_results.unwrap_or(1000),
-            m.page_token.as_deref(),
+            SearchRequest {
+                filter: &m.filter,
+                order_by: &m.order_by,
+                max_results: m.max_results.unwrap_or(1000),
+                page_token: m.page_token.as_deref(),
+            },
         )
         .await?;
     let mut body = json!({});
@@ -332,23 +335,105 @@ pub struct History {
 pub async fn metric_history(
     State(s): State<AppState>,
     Msg(m): Msg<History>,
-) -> ApiResult<Json<Value>> {
-    let key = required_str(&m.metric_key, "metric_key")?;
-    let (points, next) = s
+) -> ApiResult<Response> {
+    let key = required_str(&m.metric_key, "metric_key")?.to_string();
+    let (points, next_page_token) = s
         .tracking
-        .metric_history(m.run.id()?, key, m.max_results, m.page_token.as_deref())
+        .metric_history(m.run.id()?, &key, m.max_results, m.page_token.as_deref())
         .await?;
-    let mut body = json!({});
+    let body = history_json(&key, &points, next_page_token.as_deref())
+        .map_err(|e| ApiError(kittiwake_domain::Error::internal(e.to_string())))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Writes a history page as MLflow's JSON. A million-point history is an 85 MB answer, so the
+/// points are written straight into one buffer rather than through a JSON tree.
+fn history_json(
+    key: &str,
+    points: &[MetricPoint],
+    next_page_token: Option<&str>,
+) -> serde_json::Result<Vec<u8>> {
+    let key_json = serde_json::to_string(key)?;
+    let mut out = Vec::with_capacity(32 + points.len() * (key_json.len() + 64));
+    out.push(b'{');
     if !points.is_empty() {
-        body["metrics"] = json!(
-            points
-                .iter()
-                .map(|p| MetricJson::new(key, p))
-                .collect::<Vec<_>>()
+        out.extend_from_slice(b"\"metrics\":[");
+        let mut ints = itoa::Buffer::new();
+        let mut floats = ryu::Buffer::new();
+        for (i, p) in points.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"key\":");
+            out.extend_from_slice(key_json.as_bytes());
+            out.extend_from_slice(b",\"value\":");
+            match p.value {
+                v if v.is_nan() => out.extend_from_slice(b"\"NaN\""),
+                v if v == f64::INFINITY => out.extend_from_slice(b"\"Infinity\""),
+                v if v == f64::NEG_INFINITY => out.extend_from_slice(b"\"-Infinity\""),
+                v => out.extend_from_slice(floats.format_finite(v).as_bytes()),
+            }
+            out.extend_from_slice(b",\"timestamp\":");
+            out.extend_from_slice(ints.format(p.timestamp).as_bytes());
+            out.extend_from_slice(b",\"step\":");
+            out.extend_from_slice(ints.format(p.step).as_bytes());
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
+    if let Some(token) = next_page_token {
+        if !points.is_empty() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"next_page_token\":");
+        out.extend_from_slice(serde_json::to_string(token)?.as_bytes());
+    }
+    out.push(b'}');
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_json_is_what_serde_would_write() {
+        let points = [
+            MetricPoint {
+                step: 1,
+                timestamp: 2,
+                value: 0.5,
+            },
+            MetricPoint {
+                step: -3,
+                timestamp: 4,
+                value: f64::NAN,
+            },
+            MetricPoint {
+                step: 5,
+                timestamp: 6,
+                value: f64::NEG_INFINITY,
+            },
+            MetricPoint {
+                step: 7,
+                timestamp: 8,
+                value: 1e300,
+            },
+        ];
+        let body: Value =
+            serde_json::from_slice(&history_json("a\"b", &points, Some("tok")).unwrap()).unwrap();
+        assert_eq!(
+            body,
+            json!({"metrics": [
+                {"key": "a\"b", "value": 0.5, "timestamp": 2, "step": 1},
+                {"key": "a\"b", "value": "NaN", "timestamp": 4, "step": -3},
+                {"key": "a\"b", "value": "-Infinity", "timestamp": 6, "step": 5},
+                {"key": "a\"b", "value": 1e300, "timestamp": 8, "step": 7}],
+             "next_page_token": "tok"})
         );
+        assert_eq!(history_json("k", &[], None).unwrap(), b"{}");
+        let only_token: Value =
+            serde_json::from_slice(&history_json("k", &[], Some("t")).unwrap()).unwrap();
+        assert_eq!(only_token, json!({"next_page_token": "t"}));
     }
-    if let Some(token) = next {
-        body["next_page_token"] = json!(token);
-    }
-    Ok(Json(body))
 }

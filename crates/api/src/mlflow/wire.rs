@@ -108,18 +108,18 @@ impl From<&RunInfo> for RunInfoJson {
 }
 
 #[derive(Serialize)]
-pub struct MetricJson {
-    key: String,
+pub struct MetricJson<'a> {
+    key: &'a str,
     #[serde(serialize_with = "float")]
     value: f64,
     timestamp: i64,
     step: i64,
 }
 
-impl MetricJson {
-    pub fn new(key: &str, p: &MetricPoint) -> Self {
+impl<'a> MetricJson<'a> {
+    pub fn new(key: &'a str, p: &MetricPoint) -> Self {
         Self {
-            key: key.to_string(),
+            key,
             value: p.value,
             timestamp: p.timestamp,
             step: p.step,
@@ -127,16 +127,16 @@ impl MetricJson {
     }
 }
 
-impl From<&Metric> for MetricJson {
-    fn from(m: &Metric) -> Self {
+impl<'a> From<&'a Metric> for MetricJson<'a> {
+    fn from(m: &'a Metric) -> Self {
         Self::new(&m.key, &m.point)
     }
 }
 
 #[derive(Serialize)]
-struct RunDataJson {
+struct RunDataJson<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    metrics: Vec<MetricJson>,
+    metrics: Vec<MetricJson<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     params: Vec<KeyValue>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -245,15 +245,15 @@ struct RunOutputsJson {
 }
 
 #[derive(Serialize)]
-pub struct RunJson {
+pub struct RunJson<'a> {
     info: RunInfoJson,
-    data: RunDataJson,
+    data: RunDataJson<'a>,
     inputs: RunInputsJson,
     outputs: RunOutputsJson,
 }
 
-impl From<&Run> for RunJson {
-    fn from(r: &Run) -> Self {
+impl<'a> From<&'a Run> for RunJson<'a> {
+    fn from(r: &'a Run) -> Self {
         Self {
             info: (&r.info).into(),
             data: RunDataJson {

@@ -19,7 +19,7 @@ CREATE TABLE experiment_tags (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (experiment_id, key)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE runs (
     run_id TEXT PRIMARY KEY,
@@ -39,7 +39,7 @@ CREATE TABLE params (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (run_id, key)
-);
+) WITHOUT ROWID;
 CREATE INDEX params_by_key ON params (key, value);
 
 CREATE TABLE run_tags (
@@ -47,7 +47,7 @@ CREATE TABLE run_tags (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (run_id, key)
-);
+) WITHOUT ROWID;
 CREATE INDEX run_tags_by_key ON run_tags (key, value);
 
 -- AzureML run properties: like tags, but a key once set never changes.
@@ -56,10 +56,11 @@ CREATE TABLE run_properties (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (run_id, key)
-);
+) WITHOUT ROWID;
 
 -- The point that counts as a metric's current value, kept beside the history so that search and
--- run listings never read the history.
+-- run listings never read the history. Key/value tables are clustered on their primary key
+-- (WITHOUT ROWID) so a run's value is one b-tree search away.
 CREATE TABLE latest_metrics (
     run_id TEXT NOT NULL REFERENCES runs (run_id),
     key TEXT NOT NULL,
@@ -68,8 +69,10 @@ CREATE TABLE latest_metrics (
     step BIGINT NOT NULL,
     timestamp BIGINT NOT NULL,
     PRIMARY KEY (run_id, key)
-);
-CREATE INDEX latest_metrics_by_key ON latest_metrics (key, value);
+) WITHOUT ROWID;
+-- Both directions, so a search ordered by a metric walks an index and stops at its page size.
+CREATE INDEX latest_metrics_ascending ON latest_metrics (key, is_nan, value);
+CREATE INDEX latest_metrics_descending ON latest_metrics (key, is_nan, value DESC);
 
 -- Metric history in chunks: each row holds the points of one key from one logging call, packed as
 -- little-endian (step i64, timestamp i64, value f64) triples.
@@ -110,7 +113,7 @@ CREATE TABLE dataset_inputs (
     dataset_id BIGINT NOT NULL REFERENCES datasets (dataset_id),
     tags_json TEXT NOT NULL,
     PRIMARY KEY (run_id, dataset_id)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE logged_models (
     model_id TEXT PRIMARY KEY,
@@ -132,14 +135,14 @@ CREATE TABLE logged_model_tags (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (model_id, key)
-);
+) WITHOUT ROWID;
 
 CREATE TABLE logged_model_params (
     model_id TEXT NOT NULL REFERENCES logged_models (model_id),
     key TEXT NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (model_id, key)
-);
+) WITHOUT ROWID;
 
 -- Runs' links to logged models: direction is 'input' or 'output'.
 CREATE TABLE run_model_links (
@@ -148,7 +151,7 @@ CREATE TABLE run_model_links (
     step BIGINT NOT NULL,
     direction TEXT NOT NULL,
     PRIMARY KEY (run_id, model_id, direction)
-);
+) WITHOUT ROWID;
 
 -- API tokens: only a SHA-256 of each token is kept.
 CREATE TABLE api_tokens (
