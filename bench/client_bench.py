@@ -76,17 +76,22 @@ class Target:
         self.name, self.url, self.proc, self.token, self.startup = name, url, proc, token, startup
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
+        # mlflow server runs its workers and job consumers in its own process group; end them all.
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
 
 
 def start_kittiwake(folder):
     started = time.time()
-    proc = subprocess.Popen([KITTIWAKE, "server", "--port", "0"], cwd=folder, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([KITTIWAKE, "server", "--port", "0"], cwd=folder, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
     url = re.search(r"http://[\d.:]+", proc.stdout.readline()).group(0)
     startup = wait_healthy(url, started)
     token = open(os.path.join(folder, ".kittiwake", "admin.token")).read().strip()
@@ -103,7 +108,7 @@ def start_mlflow(folder):
 
 
 def start_null(responses_file):
-    proc = subprocess.Popen([NULL_SERVER, responses_file], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([NULL_SERVER, responses_file], stdout=subprocess.PIPE, text=True, start_new_session=True)
     url = re.search(r"http://[\d.:]+", proc.stdout.readline()).group(0)
     return Target("do-nothing", url, proc)
 

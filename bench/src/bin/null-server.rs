@@ -18,6 +18,8 @@ async fn answer(
     req: Request,
 ) -> impl IntoResponse {
     let key = format!("{} {}", req.method(), req.uri().path());
+    // Read the whole request, as a real server does, so the connection stays open for the next.
+    let _ = axum::body::to_bytes(req.into_body(), usize::MAX).await;
     let body = canned
         .get(&key)
         .cloned()
@@ -35,9 +37,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .into_iter()
         .map(|(k, v)| (k, Bytes::from(v)))
         .collect();
-    let app = Router::new().fallback(answer).with_state(Arc::new(canned));
+    let app = Router::new()
+        .route("/{*path}", axum::routing::any(answer))
+        .with_state(Arc::new(canned));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app).await?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use clap::Args;
 use kittiwake_api::{AppState, Limits, WorkspaceInfo};
 use kittiwake_auth::Auth;
@@ -142,6 +143,11 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     // A closed stdout (a supervisor that stopped reading) must not take the server down.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     let app = kittiwake_api::router(state);
+    // Answers go out as soon as they are written: without TCP_NODELAY the last segment of a
+    // response can wait for the client's delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await

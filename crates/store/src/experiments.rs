@@ -7,8 +7,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::sql::{Arg, Sql, upsert_key_value};
 use crate::{Store, db_error};
 
-const EXPERIMENT_COLUMNS: &str =
-    "experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time";
+const EXPERIMENT_COLUMNS: &str = "e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.creation_time, e.last_update_time";
 
 fn experiment_from_row(row: &AnyRow) -> Result<Experiment> {
     Ok(Experiment {
@@ -69,18 +68,28 @@ impl Store {
         Ok(id)
     }
 
+    /// An experiment with its tags, in one query.
     pub async fn get_experiment(&self, id: i64) -> Result<Experiment> {
-        let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE experiment_id = $1"
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {EXPERIMENT_COLUMNS}, t.key AS tag_key, t.value AS tag_value FROM experiments e \
+             LEFT JOIN experiment_tags t ON t.experiment_id = e.experiment_id \
+             WHERE e.experiment_id = $1 ORDER BY t.key"
         )))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await
-        .map_err(db_error)?
-        .ok_or_else(|| Error::not_found(format!("No Experiment with id={id} exists")))?;
-        let mut experiment = experiment_from_row(&row)?;
-        self.attach_experiment_tags(std::slice::from_mut(&mut experiment))
-            .await?;
+        .map_err(db_error)?;
+        let first = rows
+            .first()
+            .ok_or_else(|| Error::not_found(format!("No Experiment with id={id} exists")))?;
+        let mut experiment = experiment_from_row(first)?;
+        for row in &rows {
+            let key: Option<String> = row.try_get("tag_key").map_err(db_error)?;
+            let value: Option<String> = row.try_get("tag_value").map_err(db_error)?;
+            if let (Some(key), Some(value)) = (key, value) {
+                experiment.tags.push(Tag::new(key, value));
+            }
+        }
         Ok(experiment)
     }
 

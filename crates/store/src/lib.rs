@@ -52,6 +52,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(8)
             .min_connections(1)
+            // A local SQLite connection does not go stale; pinging it before each use would
+            // double the cost of every query.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .after_connect(|conn, _meta| {
                 Box::pin(async move {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use kittiwake_domain::{Error, MetricPoint, MetricSeries, Result, RichMetric, RichMetricKind};
 use sqlx::Row;
 
+use crate::sql::{Arg, Sql};
 use crate::{Store, db_error};
 
 const POINT_BYTES: usize = 24;
@@ -43,7 +44,8 @@ pub fn decode_points(data: &[u8], out: &mut Vec<MetricPoint>) -> Result<()> {
 }
 
 /// MLflow's rule for which point is a metric's current value: the greatest (step, timestamp, value),
-/// with NaN below every number.
+/// with NaN below every number. The database applies the same rule across calls (see the
+/// `metric_chunks_update_latest` trigger); this picks each call's candidate.
 fn later(a: &MetricPoint, b: &MetricPoint) -> bool {
     let value_key = |v: f64| if v.is_nan() { f64::NEG_INFINITY } else { v };
     (a.step, a.timestamp) > (b.step, b.timestamp)
@@ -51,13 +53,18 @@ fn later(a: &MetricPoint, b: &MetricPoint) -> bool {
             && value_key(a.value) > value_key(b.value))
 }
 
-pub(crate) async fn append(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+/// Appends series to a run's history in one INSERT (the trigger keeps latest values), only if the
+/// run is active. Returns whether it was: `false` means nothing was written.
+pub(crate) async fn append<'e, E>(
+    executor: E,
     run_id: &str,
     series: &[MetricSeries],
-) -> Result<()> {
+) -> Result<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     // Calls may repeat a key (MLflow's log-batch lists points one by one); merge them so each key
-    // costs one chunk and one latest-value update.
+    // costs one chunk.
     let mut merged: Vec<(&str, Vec<MetricPoint>)> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for s in series.iter().filter(|s| !s.points.is_empty()) {
@@ -69,17 +76,16 @@ pub(crate) async fn append(
             }
         }
     }
-    for (key, points) in merged {
-        sqlx::query(
-            "INSERT INTO metric_chunks (run_id, key, points, data) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(run_id)
-        .bind(key)
-        .bind(points.len() as i64)
-        .bind(encode_points(&points))
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+    if merged.is_empty() {
+        return active(executor, run_id).await;
+    }
+    let mut sql = Sql::new(
+        "INSERT INTO metric_chunks (run_id, key, points, data, latest_step, latest_timestamp, latest_value, latest_is_nan) SELECT ",
+    );
+    // The run id is $1, which the EXISTS clause below refers to again.
+    sql.bind_text(run_id);
+    sql.push(", column1, column2, column3, column4, column5, column6, column7 FROM (VALUES ");
+    for (i, (key, points)) in merged.iter().enumerate() {
         let mut latest = points[0];
         for p in &points[1..] {
             if later(p, &latest) {
@@ -87,27 +93,33 @@ pub(crate) async fn append(
             }
         }
         let is_nan = latest.value.is_nan();
-        let stored = if is_nan { 0.0 } else { latest.value };
-        sqlx::query(
-            "INSERT INTO latest_metrics (run_id, key, value, is_nan, step, timestamp) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, \
-             step = excluded.step, timestamp = excluded.timestamp \
-             WHERE excluded.step > latest_metrics.step \
-                OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp) \
-                OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp \
-                    AND (latest_metrics.is_nan = 1 OR (excluded.is_nan = 0 AND excluded.value > latest_metrics.value)))",
-        )
-        .bind(run_id)
-        .bind(key)
-        .bind(stored)
-        .bind(is_nan as i64)
-        .bind(latest.step)
-        .bind(latest.timestamp)
-        .execute(&mut **tx)
-        .await
-        .map_err(db_error)?;
+        sql.push(if i == 0 { "(" } else { ", (" });
+        sql.bind_text(*key).push(", ");
+        sql.bind(Arg::Int(points.len() as i64)).push(", ");
+        sql.bind(Arg::Blob(encode_points(points))).push(", ");
+        sql.bind(Arg::Int(latest.step)).push(", ");
+        sql.bind(Arg::Int(latest.timestamp)).push(", ");
+        sql.bind(Arg::Float(if is_nan { 0.0 } else { latest.value }))
+            .push(", ");
+        sql.bind(Arg::Int(is_nan as i64)).push(")");
     }
-    Ok(())
+    sql.push(") AS points WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = $1 AND lifecycle_stage = 'active')");
+    let done = sql.query().execute(executor).await.map_err(db_error)?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Whether the run exists and is active.
+pub(crate) async fn active<'e, E>(executor: E, run_id: &str) -> Result<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM runs WHERE run_id = $1 AND lifecycle_stage = 'active'")
+            .bind(run_id)
+            .fetch_optional(executor)
+            .await
+            .map_err(db_error)?;
+    Ok(found.is_some())
 }
 
 /// All scalar series of a run, keyed by metric name, in the order they were logged.
@@ -198,15 +210,22 @@ impl Store {
         Ok(out)
     }
 
-    /// Stores scalar series and AzureML's non-scalar metrics of a run in one transaction.
+    /// Stores scalar series and AzureML's non-scalar metrics of an active run, all or nothing.
+    /// Returns `false`, writing nothing, when the run is missing or not active.
     pub async fn log_metrics(
         &self,
         run_id: &str,
         scalars: &[MetricSeries],
         rich: &[RichMetric],
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        if rich.is_empty() {
+            let _guard = self.write_lock.lock().await;
+            return append(&self.pool, run_id, scalars).await;
+        }
         let (_guard, mut tx) = self.write().await?;
-        append(&mut tx, run_id, scalars).await?;
+        if !append(&mut *tx, run_id, scalars).await? {
+            return Ok(false);
+        }
         for m in rich {
             sqlx::query(
                 "INSERT INTO rich_metrics (run_id, name, kind, value_json, description, timestamp) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -221,7 +240,8 @@ impl Store {
             .await
             .map_err(db_error)?;
         }
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     pub async fn rich_metrics(&self, run_id: &str) -> Result<Vec<RichMetric>> {

@@ -77,9 +77,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        for tag in run.tags {
-            upsert_tag(&mut tx, run.run_id, tag).await?;
-        }
+        insert_tags(&mut tx, run.run_id, run.tags).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -100,7 +98,8 @@ impl Store {
         Ok(self.hydrate_runs(vec![info]).await?.remove(0))
     }
 
-    /// Attaches params, tags, latest metrics, inputs and outputs to run infos, in a few queries.
+    /// Attaches params, tags, latest metrics, inputs and outputs to run infos in two queries: one
+    /// for everything keyed by name, one for dataset inputs.
     pub(crate) async fn hydrate_runs(&self, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
         if infos.is_empty() {
             return Ok(Vec::new());
@@ -108,35 +107,56 @@ impl Store {
         let ids = || infos.iter().map(|i| Arg::Text(i.run_id.clone()));
         let mut params: HashMap<String, Vec<Tag>> = HashMap::new();
         let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
-        for (table, into) in [("params", &mut params), ("run_tags", &mut tags)] {
-            let mut sql = Sql::new(format!(
-                "SELECT run_id, key, value FROM {table} WHERE run_id IN "
-            ));
-            sql.bind_list(ids()).push(" ORDER BY key");
-            for row in sql.query().fetch_all(&self.pool).await.map_err(db_error)? {
-                let (run_id, tag) = key_value(&row)?;
-                into.entry(run_id).or_default().push(tag);
-            }
-        }
         let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
-        let mut sql = Sql::new(
-            "SELECT run_id, key, value, is_nan, step, timestamp FROM latest_metrics WHERE run_id IN ",
-        );
-        sql.bind_list(ids()).push(" ORDER BY key");
+        let mut model_inputs: HashMap<String, Vec<ModelIo>> = HashMap::new();
+        let mut model_outputs: HashMap<String, Vec<ModelIo>> = HashMap::new();
+        let mut sql = Sql::default();
+        let parts = [
+            "SELECT 'p' AS kind, run_id, key, value AS text, 0.0 AS num, 0 AS is_nan, 0 AS step, 0 AS ts FROM params WHERE run_id IN ",
+            " UNION ALL SELECT 't', run_id, key, value, 0.0, 0, 0, 0 FROM run_tags WHERE run_id IN ",
+            " UNION ALL SELECT 'm', run_id, key, '', value, is_nan, step, timestamp FROM latest_metrics WHERE run_id IN ",
+            " UNION ALL SELECT direction, run_id, model_id, '', 0.0, 0, step, 0 FROM run_model_links WHERE run_id IN ",
+        ];
+        for part in parts {
+            sql.push(part);
+            sql.bind_list(ids());
+        }
+        sql.push(" ORDER BY 3");
         for row in sql.query().fetch_all(&self.pool).await.map_err(db_error)? {
-            let is_nan: i64 = row.try_get("is_nan").map_err(db_error)?;
-            let value: f64 = row.try_get("value").map_err(db_error)?;
-            metrics
-                .entry(row.try_get("run_id").map_err(db_error)?)
-                .or_default()
-                .push(Metric {
-                    key: row.try_get("key").map_err(db_error)?,
-                    point: MetricPoint {
-                        step: row.try_get("step").map_err(db_error)?,
-                        timestamp: row.try_get("timestamp").map_err(db_error)?,
-                        value: if is_nan != 0 { f64::NAN } else { value },
-                    },
-                });
+            let kind: String = row.try_get("kind").map_err(db_error)?;
+            let run_id: String = row.try_get("run_id").map_err(db_error)?;
+            let key: String = row.try_get("key").map_err(db_error)?;
+            let step: i64 = row.try_get("step").map_err(db_error)?;
+            match kind.as_str() {
+                "p" | "t" => {
+                    let into = if kind == "p" { &mut params } else { &mut tags };
+                    let value: String = row.try_get("text").map_err(db_error)?;
+                    into.entry(run_id).or_default().push(Tag::new(key, value));
+                }
+                "m" => {
+                    let is_nan: i64 = row.try_get("is_nan").map_err(db_error)?;
+                    let value: f64 = row.try_get("num").map_err(db_error)?;
+                    metrics.entry(run_id).or_default().push(Metric {
+                        key,
+                        point: MetricPoint {
+                            step,
+                            timestamp: row.try_get("ts").map_err(db_error)?,
+                            value: if is_nan != 0 { f64::NAN } else { value },
+                        },
+                    });
+                }
+                direction => {
+                    let into = if direction == "input" {
+                        &mut model_inputs
+                    } else {
+                        &mut model_outputs
+                    };
+                    into.entry(run_id).or_default().push(ModelIo {
+                        model_id: key,
+                        step,
+                    });
+                }
+            }
         }
         let mut inputs: HashMap<String, Vec<DatasetInput>> = HashMap::new();
         let mut sql = Sql::new(
@@ -163,26 +183,6 @@ impl Store {
                     },
                 });
         }
-        let mut model_inputs: HashMap<String, Vec<ModelIo>> = HashMap::new();
-        let mut model_outputs: HashMap<String, Vec<ModelIo>> = HashMap::new();
-        let mut sql = Sql::new(
-            "SELECT run_id, model_id, step, direction FROM run_model_links WHERE run_id IN ",
-        );
-        sql.bind_list(ids());
-        for row in sql.query().fetch_all(&self.pool).await.map_err(db_error)? {
-            let direction: String = row.try_get("direction").map_err(db_error)?;
-            let into = if direction == "input" {
-                &mut model_inputs
-            } else {
-                &mut model_outputs
-            };
-            into.entry(row.try_get("run_id").map_err(db_error)?)
-                .or_default()
-                .push(ModelIo {
-                    model_id: row.try_get("model_id").map_err(db_error)?,
-                    step: row.try_get("step").map_err(db_error)?,
-                });
-        }
         Ok(infos
             .into_iter()
             .map(|info| {
@@ -200,23 +200,35 @@ impl Store {
             .collect())
     }
 
-    pub async fn update_run(&self, run_id: &str, patch: &RunPatch) -> Result<()> {
+    /// Updates an active run and returns it as updated; `None` if no active run has this id.
+    pub async fn update_active_run(
+        &self,
+        run_id: &str,
+        patch: &RunPatch,
+    ) -> Result<Option<RunInfo>> {
         let (_guard, mut tx) = self.write().await?;
-        sqlx::query(
+        // RETURNING takes bare column names.
+        let columns = RUN_COLUMNS.replace("r.", "");
+        let row = sqlx::query(AssertSqlSafe(format!(
             "UPDATE runs SET status = COALESCE($1, status), end_time = COALESCE($2, end_time), \
-             run_name = COALESCE($3, run_name) WHERE run_id = $4",
-        )
+             run_name = COALESCE($3, run_name) WHERE run_id = $4 AND lifecycle_stage = 'active' \
+             RETURNING {columns}"
+        )))
         .bind(patch.status.map(|s| s.as_str()))
         .bind(patch.end_time)
         .bind(patch.run_name.as_deref())
         .bind(run_id)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
         if let Some(name) = &patch.run_name {
             upsert_tag(&mut tx, run_id, &Tag::new("mlflow.runName", name.clone())).await?;
         }
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        run_info_from_row(&row).map(Some)
     }
 
     pub async fn set_run_stage(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
@@ -230,16 +242,29 @@ impl Store {
         tx.commit().await.map_err(db_error)
     }
 
-    /// Writes metrics, params and tags in one transaction: all of it lands or none does.
-    /// A param already logged with a different value fails the whole batch.
+    /// Writes metrics, params and tags of an active run: all of it lands or none does. Returns
+    /// `false`, writing nothing, when the run is missing or not active. A param already logged
+    /// with a different value fails the whole batch.
     pub async fn log_batch(
         &self,
         run_id: &str,
         metrics: &[MetricSeries],
         params: &[Tag],
         tags: &[Tag],
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        // The common calls (log a metric, set a tag) are one statement, atomic by itself.
+        if params.is_empty() && (metrics.is_empty() || tags.is_empty()) {
+            let _guard = self.write_lock.lock().await;
+            return if tags.is_empty() {
+                crate::metrics::append(&self.pool, run_id, metrics).await
+            } else {
+                upsert_tags_if_active(&self.pool, run_id, tags).await
+            };
+        }
         let (_guard, mut tx) = self.write().await?;
+        if !crate::metrics::active(&mut *tx, run_id).await? {
+            return Ok(false);
+        }
         if !params.is_empty() {
             let mut sql = Sql::new("SELECT key, value FROM params WHERE run_id = ");
             sql.bind_text(run_id).push(" AND key IN ");
@@ -268,21 +293,25 @@ impl Store {
                     changed.join(", ")
                 )));
             }
-            for p in params {
-                sqlx::query("INSERT INTO params (run_id, key, value) VALUES ($1, $2, $3) ON CONFLICT (run_id, key) DO NOTHING")
-                    .bind(run_id)
-                    .bind(&p.key)
-                    .bind(&p.value)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+            let mut sql = Sql::new("INSERT INTO params (run_id, key, value) VALUES ");
+            for (i, p) in params.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.bind_text(run_id)
+                    .push(", ")
+                    .bind_text(p.key.clone())
+                    .push(", ")
+                    .bind_text(p.value.clone());
+                sql.push(")");
             }
+            sql.push(" ON CONFLICT (run_id, key) DO NOTHING");
+            sql.query().execute(&mut *tx).await.map_err(db_error)?;
         }
-        for tag in tags {
-            upsert_tag(&mut tx, run_id, tag).await?;
+        if !tags.is_empty() {
+            upsert_tags_if_active(&mut *tx, run_id, tags).await?;
         }
-        crate::metrics::append(&mut tx, run_id, metrics).await?;
-        tx.commit().await.map_err(db_error)
+        crate::metrics::append(&mut *tx, run_id, metrics).await?;
+        tx.commit().await.map_err(db_error)?;
+        Ok(true)
     }
 
     /// Deletes a run tag; returns whether it existed.
@@ -425,4 +454,64 @@ async fn upsert_tag(
     tag: &Tag,
 ) -> Result<()> {
     upsert_key_value(tx, "run_tags", "run_id", Arg::Text(run_id.to_string()), tag).await
+}
+
+/// Inserts a run's first tags in one statement; a key given twice keeps its last value.
+async fn insert_tags(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run_id: &str,
+    tags: &[Tag],
+) -> Result<()> {
+    let mut unique: Vec<&Tag> = Vec::with_capacity(tags.len());
+    for tag in tags.iter().rev() {
+        if !unique.iter().any(|t| t.key == tag.key) {
+            unique.push(tag);
+        }
+    }
+    if unique.is_empty() {
+        return Ok(());
+    }
+    let mut sql = Sql::new("INSERT INTO run_tags (run_id, key, value) VALUES ");
+    for (i, tag) in unique.iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" });
+        sql.bind_text(run_id)
+            .push(", ")
+            .bind_text(tag.key.clone())
+            .push(", ")
+            .bind_text(tag.value.clone());
+        sql.push(")");
+    }
+    sql.query().execute(&mut **tx).await.map_err(db_error)?;
+    Ok(())
+}
+
+/// Sets tags of an active run in one statement; a key given twice keeps its last value.
+/// Returns whether the run was active (nothing is written otherwise).
+async fn upsert_tags_if_active<'e, E>(executor: E, run_id: &str, tags: &[Tag]) -> Result<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let mut unique: Vec<&Tag> = Vec::with_capacity(tags.len());
+    for tag in tags.iter().rev() {
+        if !unique.iter().any(|t| t.key == tag.key) {
+            unique.push(tag);
+        }
+    }
+    let mut sql = Sql::new("INSERT INTO run_tags (run_id, key, value) SELECT ");
+    // The run id is $1, which the EXISTS clause below refers to again.
+    sql.bind_text(run_id);
+    sql.push(", column1, column2 FROM (VALUES ");
+    for (i, tag) in unique.iter().enumerate() {
+        sql.push(if i == 0 { "(" } else { ", (" });
+        sql.bind_text(tag.key.clone())
+            .push(", ")
+            .bind_text(tag.value.clone())
+            .push(")");
+    }
+    sql.push(
+        ") AS tags WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = $1 AND lifecycle_stage = 'active') \
+         ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
+    );
+    let done = sql.query().execute(executor).await.map_err(db_error)?;
+    Ok(done.rows_affected() > 0)
 }

@@ -9,6 +9,7 @@ pub enum Arg {
     Int(i64),
     Float(f64),
     Text(String),
+    Blob(Vec<u8>),
 }
 
 /// SQL text with `$N` placeholders and the values that fill them, in order.
@@ -64,6 +65,7 @@ impl Sql {
                 Arg::Int(v) => q.bind(*v),
                 Arg::Float(v) => q.bind(*v),
                 Arg::Text(v) => q.bind(v.as_str()),
+                Arg::Blob(v) => q.bind(v.as_slice()),
             };
         }
         q

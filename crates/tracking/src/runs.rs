@@ -66,24 +66,48 @@ impl Tracking {
         };
         tags.retain(|t| t.key != RUN_NAME_TAG);
         tags.push(Tag::new(RUN_NAME_TAG, run_name.clone()));
+        // A key given twice keeps its last value; the run lists its tags by key.
+        let mut seen = std::collections::HashSet::new();
+        tags.reverse();
+        tags.retain(|t| seen.insert(t.key.clone()));
+        tags.sort_by(|a, b| a.key.cmp(&b.key));
         let run_id = random_hex_id();
-        let artifact_uri = format!("{}/{run_id}/artifacts", experiment.artifact_location);
+        let info = RunInfo {
+            artifact_uri: format!("{}/{run_id}/artifacts", experiment.artifact_location),
+            run_id,
+            experiment_id: experiment.experiment_id,
+            run_name,
+            user_id: if req.user_id.is_empty() {
+                "unknown".into()
+            } else {
+                req.user_id.to_string()
+            },
+            status: RunStatus::Running,
+            start_time: req.start_time.unwrap_or_else(now_millis),
+            end_time: None,
+            lifecycle_stage: LifecycleStage::Active,
+        };
         self.store
             .create_run(NewRun {
-                run_id: &run_id,
-                experiment_id: experiment.experiment_id,
-                run_name: &run_name,
-                user_id: if req.user_id.is_empty() {
-                    "unknown"
-                } else {
-                    req.user_id
-                },
-                start_time: req.start_time.unwrap_or_else(now_millis),
-                artifact_uri: &artifact_uri,
+                run_id: &info.run_id,
+                experiment_id: info.experiment_id,
+                run_name: &info.run_name,
+                user_id: &info.user_id,
+                start_time: info.start_time,
+                artifact_uri: &info.artifact_uri,
                 tags: &tags,
             })
             .await?;
-        self.store.get_run(&run_id).await
+        // A new run holds exactly what was just written; no need to read it back.
+        Ok(Run {
+            info,
+            metrics: Vec::new(),
+            params: Vec::new(),
+            tags,
+            dataset_inputs: Vec::new(),
+            model_inputs: Vec::new(),
+            model_outputs: Vec::new(),
+        })
     }
 
     pub async fn get_run(&self, run_id: &str) -> Result<Run> {
@@ -111,20 +135,19 @@ impl Tracking {
         end_time: Option<Millis>,
         run_name: Option<&str>,
     ) -> Result<RunInfo> {
-        self.active_run(run_id).await?;
+        ids::check_run_id(run_id)?;
         let end_time =
             end_time.or_else(|| status.filter(|s| s.is_terminal()).map(|_| now_millis()));
-        self.store
-            .update_run(
-                run_id,
-                &RunPatch {
-                    status,
-                    end_time,
-                    run_name: run_name.filter(|n| !n.is_empty()).map(str::to_string),
-                },
-            )
-            .await?;
-        self.store.get_run_info(run_id).await
+        let patch = RunPatch {
+            status,
+            end_time,
+            run_name: run_name.filter(|n| !n.is_empty()).map(str::to_string),
+        };
+        match self.store.update_active_run(run_id, &patch).await? {
+            Some(info) => Ok(info),
+            // Say why: the run is unknown, or in the bin.
+            None => self.active_run(run_id).await,
+        }
     }
 
     pub async fn set_run_stage(&self, run_id: &str, stage: LifecycleStage) -> Result<()> {
@@ -179,8 +202,23 @@ impl Tracking {
                 )));
             }
         }
+        ids::check_run_id(run_id)?;
+        let written = self
+            .store
+            .log_batch(run_id, &series, &params, &tags)
+            .await?;
+        self.written(run_id, written).await
+    }
+
+    /// Turns a store write that found no active run into the error that says why.
+    async fn written(&self, run_id: &str, written: bool) -> Result<()> {
+        if written {
+            return Ok(());
+        }
         self.active_run(run_id).await?;
-        self.store.log_batch(run_id, &series, &params, &tags).await
+        Err(Error::invalid(format!(
+            "The run {run_id} changed state while it was being written to; try again"
+        )))
     }
 
     fn clean(&self, items: Vec<Tag>, what: &str, max: usize) -> Result<Vec<Tag>> {
@@ -287,8 +325,9 @@ impl Tracking {
         for m in &rich {
             check_key("metric name", &m.name)?;
         }
-        self.active_run(run_id).await?;
-        self.store.log_metrics(run_id, &scalars, &rich).await
+        ids::check_run_id(run_id)?;
+        let written = self.store.log_metrics(run_id, &scalars, &rich).await?;
+        self.written(run_id, written).await
     }
 
     /// A run's metrics, or only those called `name`.

@@ -75,15 +75,32 @@ CREATE INDEX latest_metrics_ascending ON latest_metrics (key, is_nan, value);
 CREATE INDEX latest_metrics_descending ON latest_metrics (key, is_nan, value DESC);
 
 -- Metric history in chunks: each row holds the points of one key from one logging call, packed as
--- little-endian (step i64, timestamp i64, value f64) triples.
+-- little-endian (step i64, timestamp i64, value f64) triples, and that call's latest point, which
+-- the trigger below folds into latest_metrics; so one INSERT both appends and updates, atomically.
 CREATE TABLE metric_chunks (
     chunk_id INTEGER PRIMARY KEY,
     run_id TEXT NOT NULL REFERENCES runs (run_id),
     key TEXT NOT NULL,
     points INTEGER NOT NULL,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    latest_step BIGINT NOT NULL,
+    latest_timestamp BIGINT NOT NULL,
+    latest_value DOUBLE PRECISION NOT NULL,
+    latest_is_nan INTEGER NOT NULL
 );
 CREATE INDEX metric_chunks_by_key ON metric_chunks (run_id, key, chunk_id);
+
+-- MLflow's rule for the current value: the greatest (step, timestamp, value), NaN below numbers.
+CREATE TRIGGER metric_chunks_update_latest AFTER INSERT ON metric_chunks BEGIN
+    INSERT INTO latest_metrics (run_id, key, value, is_nan, step, timestamp)
+    VALUES (NEW.run_id, NEW.key, NEW.latest_value, NEW.latest_is_nan, NEW.latest_step, NEW.latest_timestamp)
+    ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan,
+        step = excluded.step, timestamp = excluded.timestamp
+    WHERE excluded.step > latest_metrics.step
+       OR (excluded.step = latest_metrics.step AND excluded.timestamp > latest_metrics.timestamp)
+       OR (excluded.step = latest_metrics.step AND excluded.timestamp = latest_metrics.timestamp
+           AND (latest_metrics.is_nan = 1 OR (excluded.is_nan = 0 AND excluded.value > latest_metrics.value)));
+END;
 
 CREATE TABLE rich_metrics (
     metric_id INTEGER PRIMARY KEY,
