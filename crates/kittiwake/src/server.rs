@@ -140,6 +140,16 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         config = config_path.display(),
         token = token_file.display(),
     );
+    let banner = if token_file.exists() {
+        banner
+    } else {
+        format!(
+            "{banner}  note:        {} is missing; make a new owner token with \
+             `kittiwake token create --name admin --role owner --data-dir {}`\n",
+            token_file.display(),
+            data_dir.display()
+        )
+    };
     // A closed stdout (a supervisor that stopped reading) must not take the server down.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), banner.as_bytes());
     let app = kittiwake_api::router(state);
