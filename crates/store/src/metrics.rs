@@ -77,7 +77,7 @@ where
         }
     }
     if merged.is_empty() {
-        return active(executor, run_id).await;
+        return crate::runs::run_is_active(executor, run_id).await;
     }
     let mut sql = Sql::new(
         "INSERT INTO metric_chunks (run_id, key, points, data, latest_step, latest_timestamp, latest_value, latest_is_nan) SELECT ",
@@ -106,20 +106,6 @@ where
     sql.push(") AS points WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = $1 AND lifecycle_stage = 'active')");
     let done = sql.query().execute(executor).await.map_err(db_error)?;
     Ok(done.rows_affected() > 0)
-}
-
-/// Whether the run exists and is active.
-pub(crate) async fn active<'e, E>(executor: E, run_id: &str) -> Result<bool>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM runs WHERE run_id = $1 AND lifecycle_stage = 'active'")
-            .bind(run_id)
-            .fetch_optional(executor)
-            .await
-            .map_err(db_error)?;
-    Ok(found.is_some())
 }
 
 /// All scalar series of a run, keyed by metric name, in the order they were logged.
@@ -244,9 +230,11 @@ impl Store {
         Ok(true)
     }
 
-    pub async fn rich_metrics(&self, run_id: &str) -> Result<Vec<RichMetric>> {
-        sqlx::query("SELECT name, kind, value_json, description, timestamp FROM rich_metrics WHERE run_id = $1 ORDER BY metric_id")
+    /// AzureML's non-scalar metrics of a run in logging order, or only those called `name`.
+    pub async fn rich_metrics(&self, run_id: &str, name: Option<&str>) -> Result<Vec<RichMetric>> {
+        sqlx::query("SELECT name, kind, value_json, description, timestamp FROM rich_metrics WHERE run_id = $1 AND ($2 IS NULL OR name = $2) ORDER BY metric_id")
             .bind(run_id)
+            .bind(name)
             .fetch_all(&self.pool)
             .await
             .map_err(db_error)?

@@ -7,7 +7,7 @@ use kittiwake_domain::{
 use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use crate::sql::{Arg, Sql, upsert_key_value};
+use crate::sql::{Arg, Sql};
 use crate::{Store, db_error};
 
 pub(crate) const RUN_COLUMNS: &str = "r.run_id, r.experiment_id, r.run_name, r.user_id, r.status, r.start_time, r.end_time, r.artifact_uri, r.lifecycle_stage";
@@ -77,7 +77,7 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(db_error)?;
-        insert_tags(&mut tx, run.run_id, run.tags).await?;
+        set_tags_if_active(&mut *tx, run.run_id, run.tags).await?;
         tx.commit().await.map_err(db_error)
     }
 
@@ -225,7 +225,12 @@ impl Store {
             return Ok(None);
         };
         if let Some(name) = &patch.run_name {
-            upsert_tag(&mut tx, run_id, &Tag::new("mlflow.runName", name.clone())).await?;
+            set_tags_if_active(
+                &mut *tx,
+                run_id,
+                &[Tag::new("mlflow.runName", name.clone())],
+            )
+            .await?;
         }
         tx.commit().await.map_err(db_error)?;
         run_info_from_row(&row).map(Some)
@@ -258,11 +263,11 @@ impl Store {
             return if tags.is_empty() {
                 crate::metrics::append(&self.pool, run_id, metrics).await
             } else {
-                upsert_tags_if_active(&self.pool, run_id, tags).await
+                set_tags_if_active(&self.pool, run_id, tags).await
             };
         }
         let (_guard, mut tx) = self.write().await?;
-        if !crate::metrics::active(&mut *tx, run_id).await? {
+        if !run_is_active(&mut *tx, run_id).await? {
             return Ok(false);
         }
         if !params.is_empty() {
@@ -307,7 +312,7 @@ impl Store {
             sql.query().execute(&mut *tx).await.map_err(db_error)?;
         }
         if !tags.is_empty() {
-            upsert_tags_if_active(&mut *tx, run_id, tags).await?;
+            set_tags_if_active(&mut *tx, run_id, tags).await?;
         }
         crate::metrics::append(&mut *tx, run_id, metrics).await?;
         tx.commit().await.map_err(db_error)?;
@@ -448,46 +453,9 @@ impl Store {
     }
 }
 
-async fn upsert_tag(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    run_id: &str,
-    tag: &Tag,
-) -> Result<()> {
-    upsert_key_value(tx, "run_tags", "run_id", Arg::Text(run_id.to_string()), tag).await
-}
-
-/// Inserts a run's first tags in one statement; a key given twice keeps its last value.
-async fn insert_tags(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    run_id: &str,
-    tags: &[Tag],
-) -> Result<()> {
-    let mut unique: Vec<&Tag> = Vec::with_capacity(tags.len());
-    for tag in tags.iter().rev() {
-        if !unique.iter().any(|t| t.key == tag.key) {
-            unique.push(tag);
-        }
-    }
-    if unique.is_empty() {
-        return Ok(());
-    }
-    let mut sql = Sql::new("INSERT INTO run_tags (run_id, key, value) VALUES ");
-    for (i, tag) in unique.iter().enumerate() {
-        sql.push(if i == 0 { "(" } else { ", (" });
-        sql.bind_text(run_id)
-            .push(", ")
-            .bind_text(tag.key.clone())
-            .push(", ")
-            .bind_text(tag.value.clone());
-        sql.push(")");
-    }
-    sql.query().execute(&mut **tx).await.map_err(db_error)?;
-    Ok(())
-}
-
 /// Sets tags of an active run in one statement; a key given twice keeps its last value.
 /// Returns whether the run was active (nothing is written otherwise).
-async fn upsert_tags_if_active<'e, E>(executor: E, run_id: &str, tags: &[Tag]) -> Result<bool>
+async fn set_tags_if_active<'e, E>(executor: E, run_id: &str, tags: &[Tag]) -> Result<bool>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
@@ -496,6 +464,9 @@ where
         if !unique.iter().any(|t| t.key == tag.key) {
             unique.push(tag);
         }
+    }
+    if unique.is_empty() {
+        return run_is_active(executor, run_id).await;
     }
     let mut sql = Sql::new("INSERT INTO run_tags (run_id, key, value) SELECT ");
     // The run id is $1, which the EXISTS clause below refers to again.
@@ -514,4 +485,18 @@ where
     );
     let done = sql.query().execute(executor).await.map_err(db_error)?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Whether the run exists and is active.
+pub(crate) async fn run_is_active<'e, E>(executor: E, run_id: &str) -> Result<bool>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM runs WHERE run_id = $1 AND lifecycle_stage = 'active'")
+            .bind(run_id)
+            .fetch_optional(executor)
+            .await
+            .map_err(db_error)?;
+    Ok(found.is_some())
 }

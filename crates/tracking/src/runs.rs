@@ -145,8 +145,7 @@ impl Tracking {
         };
         match self.store.update_active_run(run_id, &patch).await? {
             Some(info) => Ok(info),
-            // Say why: the run is unknown, or in the bin.
-            None => self.active_run(run_id).await,
+            None => Err(self.refused_write(run_id).await),
         }
     }
 
@@ -213,12 +212,21 @@ impl Tracking {
     /// Turns a store write that found no active run into the error that says why.
     async fn written(&self, run_id: &str, written: bool) -> Result<()> {
         if written {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(self.refused_write(run_id).await)
         }
-        self.active_run(run_id).await?;
-        Err(Error::invalid(format!(
-            "The run {run_id} changed state while it was being written to; try again"
-        )))
+    }
+
+    /// Why the store wrote nothing for this run: it is unknown, in the bin, or its state changed
+    /// while the write was under way.
+    async fn refused_write(&self, run_id: &str) -> Error {
+        match self.active_run(run_id).await {
+            Err(e) => e,
+            Ok(_) => Error::invalid(format!(
+                "The run {run_id} changed state while it was being written to; try again"
+            )),
+        }
     }
 
     fn clean(&self, items: Vec<Tag>, what: &str, max: usize) -> Result<Vec<Tag>> {
@@ -333,11 +341,9 @@ impl Tracking {
     /// A run's metrics, or only those called `name`.
     pub async fn run_metrics(&self, run_id: &str, name: Option<&str>) -> Result<RunMetrics> {
         self.get_run_info(run_id).await?;
-        let mut rich = self.store.rich_metrics(run_id).await?;
-        rich.retain(|m| name.is_none_or(|n| m.name == n));
         Ok(RunMetrics {
             scalars: self.store.metric_histories(run_id, name).await?,
-            rich,
+            rich: self.store.rich_metrics(run_id, name).await?,
         })
     }
 
