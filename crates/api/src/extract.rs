@@ -30,12 +30,9 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Msg<T> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.trim_start().starts_with("application/json"));
         // Refuse a declared oversize body from its headers, before reading any of it.
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<usize>().ok());
-        if declared.is_some_and(|len| len > state.limits.max_json_bytes) {
+        if declared_length(req.headers())
+            .is_some_and(|len| len > state.limits.max_json_bytes as u64)
+        {
             return Err(ApiError::too_large(
                 "The request body is larger than this server accepts",
             ));
@@ -61,6 +58,14 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Msg<T> {
             .map(Msg)
             .map_err(|e| ApiError::invalid(format!("Invalid request body: {e}")))
     }
+}
+
+/// The body length a request declares in `Content-Length`, if any.
+pub fn declared_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 struct Lenient<T>(std::marker::PhantomData<T>);

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Msg;
+use crate::extract::{Msg, declared_length};
 
 /// Streams a request body into the artifact store, refusing it once it passes the size limit.
 pub async fn upload(
@@ -23,11 +23,7 @@ pub async fn upload(
     body: Body,
 ) -> ApiResult<Json<Value>> {
     let limit = s.limits.max_artifact_bytes;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit) {
+    if declared_length(&headers).is_some_and(|len| len > limit) {
         return Err(ApiError::too_large(format!(
             "Artifacts larger than {limit} bytes are refused"
         )));
