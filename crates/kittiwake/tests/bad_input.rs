@@ -32,16 +32,17 @@ async fn bad_requests_get_clear_client_errors() {
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(code(&body), "INVALID_PARAMETER_VALUE");
-    let r = s
-        .http
-        .post(url("/experiments/create"))
-        .bearer_auth(&s.token)
-        .header("content-type", "text/plain")
-        .body("{\"name\":\"x\"}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
+    assert_eq!(
+        common::status(
+            s.http
+                .post(url("/experiments/create"))
+                .bearer_auth(&s.token)
+                .header("content-type", "text/plain")
+                .body("{\"name\":\"x\"}")
+        )
+        .await,
+        400
+    );
 
     // Wrong types and missing fields.
     let (status, body) = s.post("/experiments/create", json!({"name": 5})).await;
@@ -270,24 +271,26 @@ async fn artifact_paths_cannot_escape_the_run() {
     assert!(escaped.is_empty(), "files written: {escaped:?}");
 
     // Reads of paths with '..' are refused too.
-    let r = s
-        .http
-        .get(format!(
-            "{root}/0/{run_id}/artifacts/..%2F..%2Fmetadata.sqlite"
-        ))
-        .bearer_auth(&s.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let r = s
-        .http
-        .get(format!("{root}/0/{run_id}/artifacts/missing.txt"))
-        .bearer_auth(&s.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(
+        common::status(
+            s.http
+                .get(format!(
+                    "{root}/0/{run_id}/artifacts/..%2F..%2Fmetadata.sqlite"
+                ))
+                .bearer_auth(&s.token)
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        common::status(
+            s.http
+                .get(format!("{root}/0/{run_id}/artifacts/missing.txt"))
+                .bearer_auth(&s.token)
+        )
+        .await,
+        404
+    );
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -314,15 +317,10 @@ async fn tokens_are_required_and_roles_are_enforced() {
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.unwrap();
     assert_eq!(code(&body), "UNAUTHENTICATED");
-    let r = s
-        .http
-        .post(&url)
-        .bearer_auth("kw_wrong")
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    assert_eq!(
+        common::status(s.http.post(&url).bearer_auth("kw_wrong").json(&json!({}))).await,
+        401
+    );
     assert_eq!(
         s.http
             .get(format!("{}/health", s.url))
@@ -344,24 +342,20 @@ async fn tokens_are_required_and_roles_are_enforced() {
         String::from_utf8_lossy(&out.stderr)
     );
     let reader = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    let r = s
-        .http
-        .post(&url)
-        .bearer_auth(&reader)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = s
-        .http
-        .post(format!("{}/api/2.0/mlflow/experiments/create", s.url))
-        .bearer_auth(&reader)
-        .json(&json!({"name": "x"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
+    assert_eq!(
+        common::status(s.http.post(&url).bearer_auth(&reader).json(&json!({}))).await,
+        200
+    );
+    assert_eq!(
+        common::status(
+            s.http
+                .post(format!("{}/api/2.0/mlflow/experiments/create", s.url))
+                .bearer_auth(&reader)
+                .json(&json!({"name": "x"}))
+        )
+        .await,
+        403
+    );
     let bad_role = std::process::Command::new(env!("CARGO_BIN_EXE_kittiwake"))
         .args(["token", "create", "--name", "x", "--role", "emperor"])
         .current_dir(dir.path())

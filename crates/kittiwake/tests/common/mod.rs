@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+/// Sends a request and returns its status code.
+pub async fn status(req: reqwest::RequestBuilder) -> u16 {
+    req.send().await.expect("request").status().as_u16()
+}
+
 pub struct Server {
     pub child: Child,
     pub url: String,
