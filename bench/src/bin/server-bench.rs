@@ -35,11 +35,11 @@ async fn new_run(store: &Store, id: &str, exp: i64, name: &str) {
             run_name: name,
             user_id: "bench",
             start_time: 1,
-            artifact_uri: "",
             tags: &[],
         })
         .await
-        .expect("create run");
+        .expect("create run")
+        .expect("the experiment is active");
 }
 
 struct Server {

@@ -151,7 +151,6 @@ mod tests {
                 run_name: "r",
                 user_id: "u",
                 start_time: 0,
-                artifact_uri: "",
                 tags: &[],
             })
             .await

@@ -19,7 +19,6 @@ pub struct NewRun<'a> {
     pub run_name: &'a str,
     pub user_id: &'a str,
     pub start_time: Millis,
-    pub artifact_uri: &'a str,
     pub tags: &'a [Tag],
 }
 
@@ -51,6 +50,63 @@ pub(crate) fn run_info_from_row(row: &AnyRow) -> Result<RunInfo> {
     })
 }
 
+/// The run columns of the `runs` row aliased `alias`, followed by its params and tags, each packed
+/// into one text column. Hundreds of key/value rows cost far more to carry out of the database one
+/// row at a time than to pack into a string there and split here. The packing is
+/// `<bytes>:<key><bytes>:<value>` repeated, which needs no escaping, and `string_agg` and
+/// `octet_length` are spelled the same in SQLite and PostgreSQL.
+pub(crate) fn run_with_params_and_tags(alias: &str) -> String {
+    let columns = RUN_COLUMNS.replace("r.", &format!("{alias}."));
+    let packed = |table: &str| {
+        format!(
+            "(SELECT string_agg(octet_length(kv.key) || ':' || kv.key || octet_length(kv.value) || ':' || kv.value, '') \
+             FROM {table} kv WHERE kv.run_id = {alias}.run_id)"
+        )
+    };
+    format!(
+        "{columns}, {} AS packed_params, {} AS packed_tags",
+        packed("params"),
+        packed("run_tags")
+    )
+}
+
+/// A run read with [`run_with_params_and_tags`]; its metrics, inputs and outputs come later.
+pub(crate) fn run_from_row(row: &AnyRow) -> Result<Run> {
+    let unpack = |column: &str| -> Result<Vec<Tag>> {
+        let packed: Option<String> = row.try_get(column).map_err(db_error)?;
+        let mut pairs = unpack_pairs(packed.as_deref().unwrap_or_default())?;
+        pairs.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(pairs)
+    };
+    Ok(Run {
+        info: run_info_from_row(row)?,
+        params: unpack("packed_params")?,
+        tags: unpack("packed_tags")?,
+        metrics: Vec::new(),
+        dataset_inputs: Vec::new(),
+        model_inputs: Vec::new(),
+        model_outputs: Vec::new(),
+    })
+}
+
+/// Splits what [`run_with_params_and_tags`] packed back into key/value pairs.
+fn unpack_pairs(mut packed: &str) -> Result<Vec<Tag>> {
+    fn next<'a>(packed: &mut &'a str) -> Result<&'a str> {
+        let corrupt = || Error::internal("corrupt packed key/value list from the metadata store");
+        let (length, rest) = packed.split_once(':').ok_or_else(corrupt)?;
+        let length: usize = length.parse().map_err(|_| corrupt())?;
+        let text = rest.get(..length).ok_or_else(corrupt)?;
+        *packed = &rest[length..];
+        Ok(text)
+    }
+    let mut pairs = Vec::new();
+    while !packed.is_empty() {
+        let key = next(&mut packed)?;
+        pairs.push(Tag::new(key, next(&mut packed)?));
+    }
+    Ok(pairs)
+}
+
 fn key_value(row: &AnyRow) -> Result<(String, Tag)> {
     Ok((
         row.try_get("run_id").map_err(db_error)?,
@@ -62,23 +118,30 @@ fn key_value(row: &AnyRow) -> Result<(String, Tag)> {
 }
 
 impl Store {
-    pub async fn create_run(&self, run: NewRun<'_>) -> Result<()> {
+    /// Creates a run in an active experiment, below the experiment's artifact location, and returns
+    /// the run's artifact URI; `None` (nothing written) if no active experiment has that id.
+    pub async fn create_run(&self, run: NewRun<'_>) -> Result<Option<String>> {
         let (_guard, mut tx) = self.write().await?;
-        sqlx::query(
+        let artifact_uri: Option<String> = sqlx::query_scalar(
             "INSERT INTO runs (run_id, experiment_id, run_name, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage) \
-             VALUES ($1, $2, $3, $4, 'RUNNING', $5, NULL, $6, 'active')",
+             SELECT $1, e.experiment_id, $3, $4, 'RUNNING', $5, NULL, e.artifact_location || '/' || $1 || '/artifacts', 'active' \
+             FROM experiments e WHERE e.experiment_id = $2 AND e.lifecycle_stage = 'active' \
+             RETURNING artifact_uri",
         )
         .bind(run.run_id)
         .bind(run.experiment_id)
         .bind(run.run_name)
         .bind(run.user_id)
         .bind(run.start_time)
-        .bind(run.artifact_uri)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
+        if artifact_uri.is_none() {
+            return Ok(None);
+        }
         set_tags_if_active(&mut *tx, run.run_id, run.tags).await?;
-        tx.commit().await.map_err(db_error)
+        tx.commit().await.map_err(db_error)?;
+        Ok(artifact_uri)
     }
 
     pub async fn get_run_info(&self, run_id: &str) -> Result<RunInfo> {
@@ -94,33 +157,38 @@ impl Store {
     }
 
     pub async fn get_run(&self, run_id: &str) -> Result<Run> {
-        let info = self.get_run_info(run_id).await?;
-        Ok(self.hydrate_runs(vec![info]).await?.remove(0))
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {} FROM runs r WHERE r.run_id = $1",
+            run_with_params_and_tags("r")
+        )))
+        .bind(run_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| Error::not_found(format!("Run with id={run_id} not found")))?;
+        let mut runs = vec![run_from_row(&row)?];
+        self.attach_metrics_inputs_and_outputs(&mut runs).await?;
+        Ok(runs.remove(0))
     }
 
-    /// Attaches params, tags, latest metrics, inputs and outputs to run infos in two queries: one
-    /// for everything keyed by name, one for dataset inputs.
-    pub(crate) async fn hydrate_runs(&self, infos: Vec<RunInfo>) -> Result<Vec<Run>> {
-        if infos.is_empty() {
-            return Ok(Vec::new());
+    /// Adds latest metrics, model inputs and outputs (one query) and dataset inputs (another) to
+    /// runs read with [`run_with_params_and_tags`].
+    pub(crate) async fn attach_metrics_inputs_and_outputs(&self, runs: &mut [Run]) -> Result<()> {
+        if runs.is_empty() {
+            return Ok(());
         }
-        let ids = || infos.iter().map(|i| Arg::Text(i.run_id.clone()));
-        let mut params: HashMap<String, Vec<Tag>> = HashMap::new();
-        let mut tags: HashMap<String, Vec<Tag>> = HashMap::new();
+        let ids = || runs.iter().map(|r| Arg::Text(r.info.run_id.clone()));
         let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
         let mut model_inputs: HashMap<String, Vec<ModelIo>> = HashMap::new();
         let mut model_outputs: HashMap<String, Vec<ModelIo>> = HashMap::new();
-        let mut sql = Sql::default();
-        let parts = [
-            "SELECT 'p' AS kind, run_id, key, value AS text, 0.0 AS num, 0 AS is_nan, 0 AS step, 0 AS ts FROM params WHERE run_id IN ",
-            " UNION ALL SELECT 't', run_id, key, value, 0.0, 0, 0, 0 FROM run_tags WHERE run_id IN ",
-            " UNION ALL SELECT 'm', run_id, key, '', value, is_nan, step, timestamp FROM latest_metrics WHERE run_id IN ",
-            " UNION ALL SELECT direction, run_id, model_id, '', 0.0, 0, step, 0 FROM run_model_links WHERE run_id IN ",
-        ];
-        for part in parts {
-            sql.push(part);
-            sql.bind_list(ids());
-        }
+        let mut sql = Sql::new(
+            "SELECT 'm' AS kind, run_id, key, value AS num, is_nan, step, timestamp AS ts FROM latest_metrics WHERE run_id IN ",
+        );
+        sql.bind_list(ids());
+        sql.push(
+            " UNION ALL SELECT direction, run_id, model_id, 0.0, 0, step, 0 FROM run_model_links WHERE run_id IN ",
+        );
+        sql.bind_list(ids());
         sql.push(" ORDER BY 3");
         for row in sql.query().fetch_all(&self.pool).await.map_err(db_error)? {
             let kind: String = row.try_get("kind").map_err(db_error)?;
@@ -128,11 +196,6 @@ impl Store {
             let key: String = row.try_get("key").map_err(db_error)?;
             let step: i64 = row.try_get("step").map_err(db_error)?;
             match kind.as_str() {
-                "p" | "t" => {
-                    let into = if kind == "p" { &mut params } else { &mut tags };
-                    let value: String = row.try_get("text").map_err(db_error)?;
-                    into.entry(run_id).or_default().push(Tag::new(key, value));
-                }
                 "m" => {
                     let is_nan: i64 = row.try_get("is_nan").map_err(db_error)?;
                     let value: f64 = row.try_get("num").map_err(db_error)?;
@@ -183,21 +246,14 @@ impl Store {
                     },
                 });
         }
-        Ok(infos
-            .into_iter()
-            .map(|info| {
-                let id = info.run_id.clone();
-                Run {
-                    metrics: metrics.remove(&id).unwrap_or_default(),
-                    params: params.remove(&id).unwrap_or_default(),
-                    tags: tags.remove(&id).unwrap_or_default(),
-                    dataset_inputs: inputs.remove(&id).unwrap_or_default(),
-                    model_inputs: model_inputs.remove(&id).unwrap_or_default(),
-                    model_outputs: model_outputs.remove(&id).unwrap_or_default(),
-                    info,
-                }
-            })
-            .collect())
+        for run in runs {
+            let id = &run.info.run_id;
+            run.metrics = metrics.remove(id).unwrap_or_default();
+            run.dataset_inputs = inputs.remove(id).unwrap_or_default();
+            run.model_inputs = model_inputs.remove(id).unwrap_or_default();
+            run.model_outputs = model_outputs.remove(id).unwrap_or_default();
+        }
+        Ok(())
     }
 
     /// Updates an active run and returns it as updated; `None` if no active run has this id.
@@ -499,4 +555,71 @@ where
             .await
             .map_err(db_error)?;
     Ok(found.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn params_and_tags_survive_packing_whatever_they_contain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("m.sqlite"))
+            .await
+            .unwrap();
+        let awkward = [
+            ("", ""),
+            ("a:b", "12:34"),
+            ("3:x", "0:"),
+            ("ünïcødé", "日本語 🐦"),
+            ("nul", "before\0after"),
+            ("long", &"9:".repeat(3000)),
+        ];
+        let tags: Vec<Tag> = awkward.iter().map(|(k, v)| Tag::new(*k, *v)).collect();
+        let run_id = "0123456789abcdef0123456789abcdef";
+        let created = store
+            .create_run(NewRun {
+                run_id,
+                experiment_id: 0,
+                run_name: "r",
+                user_id: "u",
+                start_time: 0,
+                tags: &tags,
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            created.as_deref(),
+            Some("mlflow-artifacts:/0/0123456789abcdef0123456789abcdef/artifacts")
+        );
+        store.log_batch(run_id, &[], &tags, &[]).await.unwrap();
+        let run = store.get_run(run_id).await.unwrap();
+        let mut expected = tags.clone();
+        expected.sort_by(|a, b| a.key.cmp(&b.key));
+        assert_eq!(run.tags, expected);
+        assert_eq!(run.params, expected);
+    }
+
+    #[tokio::test]
+    async fn no_run_is_created_outside_an_active_experiment() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("m.sqlite"))
+            .await
+            .unwrap();
+        let run = |experiment_id| NewRun {
+            run_id: "0123456789abcdef0123456789abcdef",
+            experiment_id,
+            run_name: "r",
+            user_id: "u",
+            start_time: 0,
+            tags: &[],
+        };
+        assert_eq!(store.create_run(run(42)).await.unwrap(), None);
+        store
+            .set_experiment_stage(0, LifecycleStage::Deleted, 1)
+            .await
+            .unwrap();
+        assert_eq!(store.create_run(run(0)).await.unwrap(), None);
+        assert!(store.get_run_info(run(0).run_id).await.is_err());
+    }
 }

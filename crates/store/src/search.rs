@@ -4,7 +4,7 @@
 use kittiwake_domain::search::{Clause, Entity, Op, OrderBy, Value};
 use kittiwake_domain::{Experiment, LifecycleStage, LoggedModel, Result, Run, ViewType};
 
-use crate::runs::{RUN_COLUMNS, run_info_from_row};
+use crate::runs::{run_from_row, run_with_params_and_tags};
 use crate::sql::{Arg, Sql};
 use crate::{Store, db_error};
 
@@ -229,7 +229,7 @@ impl Store {
         }
         let mut sql = Sql::new(format!(
             "SELECT {} FROM runs o",
-            RUN_COLUMNS.replace("r.", "o.")
+            run_with_params_and_tags("o")
         ));
         // Metric filters become inner joins so the database can start from the metric index
         // (key, value) rather than from every run of the experiment.
@@ -265,12 +265,13 @@ impl Store {
         page(&mut sql, q.offset, q.limit);
         let rows = sql.query().fetch_all(&self.pool).await.map_err(db_error)?;
         let more = rows.len() as i64 > q.limit;
-        let infos = rows
+        let mut runs = rows
             .iter()
             .take(q.limit as usize)
-            .map(run_info_from_row)
+            .map(run_from_row)
             .collect::<Result<Vec<_>>>()?;
-        Ok((self.hydrate_runs(infos).await?, more))
+        self.attach_metrics_inputs_and_outputs(&mut runs).await?;
+        Ok((runs, more))
     }
 
     pub async fn search_experiments(

@@ -38,13 +38,7 @@ fn truncate(value: &str, max: usize) -> String {
 
 impl Tracking {
     pub async fn create_run(&self, req: NewRunRequest<'_>) -> Result<Run> {
-        let experiment = self.get_experiment(req.experiment_id).await?;
-        if experiment.lifecycle_stage != LifecycleStage::Active {
-            return Err(Error::invalid(format!(
-                "The experiment {} must be in the 'active' state to create runs in it",
-                experiment.experiment_id
-            )));
-        }
+        let experiment_id = ids::parse_experiment_id(req.experiment_id)?;
         let mut tags = req.tags;
         for t in &mut tags {
             check_key("tag key", &t.key)?;
@@ -72,32 +66,43 @@ impl Tracking {
         tags.retain(|t| seen.insert(t.key.clone()));
         tags.sort_by(|a, b| a.key.cmp(&b.key));
         let run_id = random_hex_id();
-        let info = RunInfo {
-            artifact_uri: format!("{}/{run_id}/artifacts", experiment.artifact_location),
-            run_id,
-            experiment_id: experiment.experiment_id,
-            run_name,
-            user_id: if req.user_id.is_empty() {
-                "unknown".into()
-            } else {
-                req.user_id.to_string()
-            },
-            status: RunStatus::Running,
-            start_time: req.start_time.unwrap_or_else(now_millis),
-            end_time: None,
-            lifecycle_stage: LifecycleStage::Active,
+        let user_id = if req.user_id.is_empty() {
+            "unknown"
+        } else {
+            req.user_id
         };
-        self.store
+        let start_time = req.start_time.unwrap_or_else(now_millis);
+        let created = self
+            .store
             .create_run(NewRun {
-                run_id: &info.run_id,
-                experiment_id: info.experiment_id,
-                run_name: &info.run_name,
-                user_id: &info.user_id,
-                start_time: info.start_time,
-                artifact_uri: &info.artifact_uri,
+                run_id: &run_id,
+                experiment_id,
+                run_name: &run_name,
+                user_id,
+                start_time,
                 tags: &tags,
             })
             .await?;
+        let Some(artifact_uri) = created else {
+            // Not created: say whether the experiment is missing or not active.
+            let experiment = self.store.get_experiment(experiment_id).await?;
+            return Err(Error::invalid(format!(
+                "The experiment {} must be in the 'active' state to create runs in it (it is '{}')",
+                experiment.experiment_id,
+                experiment.lifecycle_stage.as_str()
+            )));
+        };
+        let info = RunInfo {
+            artifact_uri,
+            run_id,
+            experiment_id,
+            run_name,
+            user_id: user_id.to_string(),
+            status: RunStatus::Running,
+            start_time,
+            end_time: None,
+            lifecycle_stage: LifecycleStage::Active,
+        };
         // A new run holds exactly what was just written; no need to read it back.
         Ok(Run {
             info,

@@ -5,7 +5,7 @@ use kittiwake_tracking::SearchRequest;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::wire::{ExperimentJson, KeyValue, enum_text, into_tags, view_type};
+use super::wire::{ExperimentJson, KeyValue, PageJson, enum_text, into_tags, view_type};
 use crate::AppState;
 use crate::error::ApiResult;
 use crate::extract::{Msg, opt_num, required_str};
@@ -66,7 +66,10 @@ pub struct Search {
     view_type: Option<String>,
 }
 
-pub async fn search(State(s): State<AppState>, Msg(m): Msg<Search>) -> ApiResult<Json<Value>> {
+pub async fn search(
+    State(s): State<AppState>,
+    Msg(m): Msg<Search>,
+) -> ApiResult<Json<PageJson<ExperimentJson>>> {
     let page = s
         .tracking
         .search_experiments(
@@ -79,15 +82,11 @@ pub async fn search(State(s): State<AppState>, Msg(m): Msg<Search>) -> ApiResult
             },
         )
         .await?;
-    let experiments: Vec<ExperimentJson> = page.items.iter().map(ExperimentJson::from).collect();
-    let mut body = json!({});
-    if !experiments.is_empty() {
-        body["experiments"] = json!(experiments);
-    }
-    if let Some(token) = page.next_page_token {
-        body["next_page_token"] = json!(token);
-    }
-    Ok(Json(body))
+    Ok(Json(PageJson {
+        field: "experiments",
+        items: page.items.iter().map(ExperimentJson::from).collect(),
+        next_page_token: page.next_page_token,
+    }))
 }
 
 pub async fn delete(State(s): State<AppState>, Msg(m): Msg<ById>) -> ApiResult<Json<Value>> {

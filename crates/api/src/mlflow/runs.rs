@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::wire::{
-    DatasetInputJson, KeyValue, ModelIoJson, RunInfoJson, RunJson, enum_text, into_tags, view_type,
+    DatasetInputJson, KeyValue, ModelIoJson, Named, PageJson, RunInfoJson, RunJson, enum_text,
+    into_tags, view_type,
 };
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
@@ -44,7 +45,7 @@ pub struct Create {
     tags: Vec<KeyValue>,
 }
 
-pub async fn create(State(s): State<AppState>, Msg(m): Msg<Create>) -> ApiResult<Json<Value>> {
+pub async fn create(State(s): State<AppState>, Msg(m): Msg<Create>) -> ApiResult<Response> {
     let run = s
         .tracking
         .create_run(NewRunRequest {
@@ -59,12 +60,12 @@ pub async fn create(State(s): State<AppState>, Msg(m): Msg<Create>) -> ApiResult
             tags: into_tags(m.tags),
         })
         .await?;
-    Ok(Json(json!({"run": RunJson::from(&run)})))
+    Ok(Json(Named("run", RunJson::from(&run))).into_response())
 }
 
-pub async fn get(State(s): State<AppState>, Msg(m): Msg<RunRef>) -> ApiResult<Json<Value>> {
+pub async fn get(State(s): State<AppState>, Msg(m): Msg<RunRef>) -> ApiResult<Response> {
     let run = s.tracking.get_run(m.id()?).await?;
-    Ok(Json(json!({"run": RunJson::from(&run)})))
+    Ok(Json(Named("run", RunJson::from(&run))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -298,7 +299,7 @@ pub struct Search {
     page_token: Option<String>,
 }
 
-pub async fn search(State(s): State<AppState>, Msg(m): Msg<Search>) -> ApiResult<Json<Value>> {
+pub async fn search(State(s): State<AppState>, Msg(m): Msg<Search>) -> ApiResult<Response> {
     let page = s
         .tracking
         .search_runs(
@@ -312,14 +313,12 @@ pub async fn search(State(s): State<AppState>, Msg(m): Msg<Search>) -> ApiResult
             },
         )
         .await?;
-    let mut body = json!({});
-    if !page.items.is_empty() {
-        body["runs"] = json!(page.items.iter().map(RunJson::from).collect::<Vec<_>>());
-    }
-    if let Some(token) = page.next_page_token {
-        body["next_page_token"] = json!(token);
-    }
-    Ok(Json(body))
+    Ok(Json(PageJson {
+        field: "runs",
+        items: page.items.iter().map(RunJson::from).collect(),
+        next_page_token: page.next_page_token.clone(),
+    })
+    .into_response())
 }
 
 #[derive(Deserialize)]

@@ -357,3 +357,37 @@ pub fn enum_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String
         Some(other) => Some(other.to_string()),
     })
 }
+
+/// `{"<name>": value}`, serialized straight from `value` without building a JSON tree first.
+pub struct Named<T>(pub &'static str, pub T);
+
+impl<T: Serialize> Serialize for Named<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, &self.1)?;
+        map.end()
+    }
+}
+
+/// One page of a search answer: the items under `field` and the next page's token, each left out
+/// when empty, as MLflow does.
+pub struct PageJson<T> {
+    pub field: &'static str,
+    pub items: Vec<T>,
+    pub next_page_token: Option<String>,
+}
+
+impl<T: Serialize> Serialize for PageJson<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        if !self.items.is_empty() {
+            map.serialize_entry(self.field, &self.items)?;
+        }
+        if let Some(token) = &self.next_page_token {
+            map.serialize_entry("next_page_token", token)?;
+        }
+        map.end()
+    }
+}
