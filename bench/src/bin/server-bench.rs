@@ -36,6 +36,7 @@ async fn new_run(store: &Store, id: &str, exp: i64, name: &str) {
             user_id: "bench",
             start_time: 1,
             tags: &[],
+            job: None,
         })
         .await
         .expect("create run")

@@ -8,6 +8,7 @@
 
 mod error;
 mod extract;
+mod jobs;
 mod mlflow;
 mod native;
 mod routes;
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use kittiwake_auth::Auth;
 use kittiwake_domain::{Error, ErrorKind};
+use kittiwake_jobs::Jobs;
 use kittiwake_tracking::Tracking;
 
 pub use error::ApiError;
@@ -53,6 +55,7 @@ pub struct WorkspaceInfo {
 #[derive(Clone)]
 pub struct AppState {
     pub tracking: Tracking,
+    pub jobs: Jobs,
     pub auth: Auth,
     pub limits: Limits,
     pub workspace: WorkspaceInfo,
@@ -68,7 +71,7 @@ struct Guard {
 async fn authorize(
     State(guard): State<Guard>,
     matched: Option<MatchedPath>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let Some(action) = matched
@@ -99,7 +102,10 @@ async fn authorize(
     };
     match guard.auth.authenticate(token).await {
         Ok(principal) => match guard.auth.authorize(&principal, action) {
-            Ok(()) => next.run(req).await,
+            Ok(()) => {
+                req.extensions_mut().insert(principal);
+                next.run(req).await
+            }
             Err(e) => ApiError(e).into_response(),
         },
         Err(e) => ApiError(e).into_response(),
@@ -111,7 +117,7 @@ async fn not_found() -> ApiError {
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api, actions) = native::routes(mlflow::routes(Routes::new())).finish();
+    let (api, actions) = jobs::routes(native::routes(mlflow::routes(Routes::new()))).finish();
     let guard = Guard {
         auth: state.auth.clone(),
         actions,

@@ -92,6 +92,13 @@ impl Auth {
         Ok(token)
     }
 
+    /// Revokes every token called `name` (a finished job's agent token, for one).
+    pub async fn revoke_tokens_named(&self, name: &str) -> Result<()> {
+        self.store.delete_tokens_named(name).await?;
+        self.known.write().await.retain(|_, p| p.name != name);
+        Ok(())
+    }
+
     /// On a workspace's first start, creates its owner token; afterwards returns `None`.
     pub async fn bootstrap_admin(&self) -> Result<Option<String>> {
         if self.store.count_tokens().await? > 0 {

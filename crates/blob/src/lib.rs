@@ -199,6 +199,15 @@ impl BlobStore {
         Ok(len)
     }
 
+    /// Moves a file, replacing whatever is at `to`.
+    pub async fn rename(&self, from: &ArtifactPath, to: &ArtifactPath) -> Result<()> {
+        self.check_no_symlinks(to)?;
+        self.inner
+            .rename(&from.store_path(), &to.store_path())
+            .await?;
+        Ok(())
+    }
+
     /// Reads a file as a stream, with its size.
     pub async fn get(
         &self,

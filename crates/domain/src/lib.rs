@@ -7,8 +7,10 @@
 mod entities;
 mod error;
 pub mod ids;
+pub mod jobs;
 pub mod search;
 pub mod validation;
 
 pub use entities::*;
 pub use error::{Error, ErrorKind, Result};
+pub use jobs::{ComputeTarget, Job, JobDefinition, JobStatus};

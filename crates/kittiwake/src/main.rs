@@ -38,6 +38,24 @@ enum Command {
         )]
         data_dir: PathBuf,
     },
+    /// Run one submitted job (started by a compute backend; not for people to call).
+    #[command(hide = true)]
+    Exec {
+        /// The workspace server the job belongs to.
+        #[arg(long)]
+        server: String,
+        #[arg(long)]
+        run_id: String,
+        /// A fresh folder to run the job in.
+        #[arg(long)]
+        work_dir: PathBuf,
+        /// Environments, snapshot files and the SDK, shared by the jobs of this machine.
+        #[arg(long)]
+        cache_dir: PathBuf,
+        /// The run's token.
+        #[arg(long, env = "KITTIWAKE_RUN_TOKEN", hide_env_values = true)]
+        token: String,
+    },
     /// List experiments.
     Experiment {
         #[command(subcommand)]
@@ -68,14 +86,32 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
+            Command::Exec {
+                server,
+                run_id,
+                work_dir,
+                cache_dir,
+                token,
+            } => {
+                let code = kittiwake_agent::exec(kittiwake_agent::ExecArgs {
+                    server,
+                    run_id,
+                    token,
+                    work_dir,
+                    cache_dir,
+                })
+                .await;
+                return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+            }
             Command::Server(args) => server::run(args).await,
             Command::Token { command, data_dir } => commands::token(command, &data_dir).await,
             Command::Experiment { command, conn } => commands::experiment(command, conn).await,
             Command::Run { command, conn } => commands::run(command, conn).await,
         }
+        .map(|()| ExitCode::SUCCESS)
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

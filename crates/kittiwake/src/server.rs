@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::serve::ListenerExt;
@@ -11,6 +12,8 @@ use clap::Args;
 use kittiwake_api::{AppState, Limits, WorkspaceInfo};
 use kittiwake_auth::Auth;
 use kittiwake_blob::BlobStore;
+use kittiwake_compute::{LocalBackend, detect_gpus};
+use kittiwake_jobs::Jobs;
 use kittiwake_store::Store;
 use kittiwake_tracking::Tracking;
 
@@ -33,6 +36,13 @@ pub struct ServerArgs {
     /// The workspace's name, set on first start.
     #[arg(long, env = "KITTIWAKE_WORKSPACE", default_value = "kittiwake")]
     workspace: String,
+    /// How many jobs the `local` compute target runs at once (default: the machine's cores).
+    #[arg(long, env = "KITTIWAKE_LOCAL_SLOTS")]
+    local_slots: Option<u32>,
+    /// GPU indices the `local` target hands out, one job each, e.g. `0,1` (default: those
+    /// `nvidia-smi` reports; none without it).
+    #[arg(long, env = "KITTIWAKE_LOCAL_GPUS", value_delimiter = ',')]
+    local_gpus: Option<Vec<u32>>,
 }
 
 pub const TOKEN_FILE: &str = "admin.token";
@@ -122,8 +132,31 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             token_file: Some(token_file.clone()),
         },
     )?;
+    let tracking = Tracking::new(store.clone(), blob.clone());
+    let exe = std::env::current_exe().context("finding the kittiwake binary for job agents")?;
+    let backend = LocalBackend::new(exe, data_dir.join("jobs"), data_dir.join("cache"));
+    let jobs = Jobs::new(
+        store,
+        blob,
+        tracking.clone(),
+        auth.clone(),
+        Arc::new(backend),
+    );
+    let slots = match args.local_slots {
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+    };
+    let gpus = match args.local_gpus {
+        Some(gpus) => gpus,
+        None => detect_gpus().await,
+    };
+    jobs.ensure_local_target(slots.max(1), gpus).await?;
+    jobs.register_curated().await?;
+    jobs.set_server_url(&url);
+    tokio::spawn(jobs.clone().run_scheduler());
     let state = AppState {
-        tracking: Tracking::new(store, blob),
+        tracking,
+        jobs,
         auth,
         limits: Limits::default(),
         workspace,

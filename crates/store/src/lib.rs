@@ -7,6 +7,7 @@
 //! acknowledged write survives the server being killed.
 
 mod experiments;
+mod jobs;
 mod metrics;
 mod models;
 mod runs;
@@ -24,6 +25,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::Mutex;
 
+pub use jobs::{JobChange, JobRow, NewJob};
 pub use metrics::{ScalarHistory, decode_points, encode_points};
 pub use models::LoggedModelPatch;
 pub use runs::{NewRun, RunPatch};
@@ -152,6 +154,7 @@ mod tests {
                 user_id: "u",
                 start_time: 0,
                 tags: &[],
+                job: None,
             })
             .await
             .unwrap();

@@ -20,6 +20,8 @@ pub struct NewRun<'a> {
     pub user_id: &'a str,
     pub start_time: Millis,
     pub tags: &'a [Tag],
+    /// A submitted run starts `SCHEDULED` with its job `Queued`; an interactive one `RUNNING`.
+    pub job: Option<crate::jobs::NewJob<'a>>,
 }
 
 /// The fields `runs/update` may change; `None` leaves a field as it is.
@@ -124,7 +126,7 @@ impl Store {
         let (_guard, mut tx) = self.write().await?;
         let artifact_uri: Option<String> = sqlx::query_scalar(
             "INSERT INTO runs (run_id, experiment_id, run_name, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage) \
-             SELECT $1, e.experiment_id, $3, $4, 'RUNNING', $5, NULL, e.artifact_location || '/' || $1 || '/artifacts', 'active' \
+             SELECT $1, e.experiment_id, $3, $4, $6, $5, NULL, e.artifact_location || '/' || $1 || '/artifacts', 'active' \
              FROM experiments e WHERE e.experiment_id = $2 AND e.lifecycle_stage = 'active' \
              RETURNING artifact_uri",
         )
@@ -133,6 +135,11 @@ impl Store {
         .bind(run.run_name)
         .bind(run.user_id)
         .bind(run.start_time)
+        .bind(if run.job.is_some() {
+            RunStatus::Scheduled.as_str()
+        } else {
+            RunStatus::Running.as_str()
+        })
         .fetch_optional(&mut *tx)
         .await
         .map_err(db_error)?;
@@ -140,6 +147,9 @@ impl Store {
             return Ok(None);
         }
         set_tags_if_active(&mut *tx, run.run_id, run.tags).await?;
+        if let Some(job) = &run.job {
+            crate::jobs::insert_job(&mut tx, run.run_id, job).await?;
+        }
         tx.commit().await.map_err(db_error)?;
         Ok(artifact_uri)
     }
@@ -585,6 +595,7 @@ mod tests {
                 user_id: "u",
                 start_time: 0,
                 tags: &tags,
+                job: None,
             })
             .await
             .unwrap();
@@ -613,6 +624,7 @@ mod tests {
             user_id: "u",
             start_time: 0,
             tags: &[],
+            job: None,
         };
         assert_eq!(store.create_run(run(42)).await.unwrap(), None);
         store

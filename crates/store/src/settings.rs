@@ -52,6 +52,16 @@ impl Store {
         tx.commit().await.map_err(db_error)
     }
 
+    pub async fn delete_tokens_named(&self, name: &str) -> Result<()> {
+        let (_guard, mut tx) = self.write().await?;
+        sqlx::query("DELETE FROM api_tokens WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)
+    }
+
     pub async fn find_token(&self, token_hash: &str) -> Result<Option<StoredToken>> {
         let row: Option<(String, String)> =
             sqlx::query_as("SELECT name, role FROM api_tokens WHERE token_hash = $1")

@@ -4,10 +4,10 @@ use kittiwake_domain::validation::{
     MAX_PARAM_VALUE_LENGTH, MAX_RUN_TAG_VALUE_LENGTH, check_key,
 };
 use kittiwake_domain::{
-    DatasetInput, Error, LifecycleStage, Metric, MetricPoint, MetricSeries, Millis, ModelIo,
-    Result, RichMetric, Run, RunInfo, RunStatus, Tag, ViewType, ids, now_millis,
+    DatasetInput, Error, JobDefinition, LifecycleStage, Metric, MetricPoint, MetricSeries, Millis,
+    ModelIo, Result, RichMetric, Run, RunInfo, RunStatus, Tag, ViewType, ids, now_millis,
 };
-use kittiwake_store::{NewRun, RunPatch, RunQuery, ScalarHistory};
+use kittiwake_store::{NewJob, NewRun, RunPatch, RunQuery, ScalarHistory};
 
 use crate::names::{random_hex_id, random_run_name};
 use crate::{Page, SearchRequest, Tracking, parse_experiment_ids};
@@ -20,6 +20,8 @@ pub struct NewRunRequest<'a> {
     pub run_name: Option<&'a str>,
     pub start_time: Option<Millis>,
     pub tags: Vec<Tag>,
+    /// For a submitted run: what to execute. The run starts `SCHEDULED` with its job `Queued`.
+    pub job: Option<&'a JobDefinition>,
 }
 
 /// All of a run's metrics: scalar series by name, then AzureML's other kinds in logging order.
@@ -81,6 +83,10 @@ impl Tracking {
                 user_id,
                 start_time,
                 tags: &tags,
+                job: req.job.map(|definition| NewJob {
+                    definition,
+                    queued_at: start_time,
+                }),
             })
             .await?;
         let Some(artifact_uri) = created else {
@@ -98,7 +104,11 @@ impl Tracking {
             experiment_id,
             run_name,
             user_id: user_id.to_string(),
-            status: RunStatus::Running,
+            status: if req.job.is_some() {
+                RunStatus::Scheduled
+            } else {
+                RunStatus::Running
+            },
             start_time,
             end_time: None,
             lifecycle_stage: LifecycleStage::Active,

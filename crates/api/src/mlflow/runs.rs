@@ -58,6 +58,7 @@ pub async fn create(State(s): State<AppState>, Msg(m): Msg<Create>) -> ApiResult
             run_name: m.run_name.as_deref(),
             start_time: m.start_time,
             tags: into_tags(m.tags),
+            job: None,
         })
         .await?;
     Ok(Json(Named("run", RunJson::from(&run))).into_response())
