@@ -2,23 +2,42 @@
 
 Example::
 
-    from kittiwake import Workspace, Experiment
+    from kittiwake import Workspace, Experiment, ScriptRunConfig
 
     ws = Workspace.from_config()
     with Experiment(ws, "demo").start_logging() as run:
         run.log("loss", 0.25)
+    run = Experiment(ws, "demo").submit(ScriptRunConfig(source_directory=".", script="train.py"))
+    run.wait_for_completion(show_output=True)
 """
 
-from ._errors import KittiwakeError, LoggingError, UserErrorException
+from ._errors import (
+    ActivityFailedException,
+    KittiwakeError,
+    LoggingError,
+    UserErrorException,
+)
+from .compute import ComputeTarget, ComputeTargetException, LocalCompute
+from .conda_dependencies import CondaDependencies
+from .environment import Environment
 from .experiment import Experiment
 from .run import Run
+from .script_run_config import RunConfiguration, ScriptRunConfig
 from .workspace import Workspace
 
 __all__ = [
+    "ActivityFailedException",
+    "ComputeTarget",
+    "ComputeTargetException",
+    "CondaDependencies",
+    "Environment",
     "Experiment",
     "KittiwakeError",
+    "LocalCompute",
     "LoggingError",
     "Run",
+    "RunConfiguration",
+    "ScriptRunConfig",
     "UserErrorException",
     "Workspace",
 ]

@@ -21,3 +21,11 @@ class LoggingError(KittiwakeError):
     def __init__(self, message, unsent=0):
         super().__init__(message)
         self.unsent = unsent
+
+
+class ActivityFailedException(KittiwakeError):
+    """A submitted run ended Failed (raised by ``wait_for_completion``); ``details`` has its details."""
+
+    def __init__(self, message, details=None):
+        super().__init__(message)
+        self.details = details or {}

@@ -31,6 +31,19 @@ class Experiment:
         """Starts an interactive run; use it as a context manager to complete it."""
         return Run._create(self, display_name=display_name)
 
+    def submit(self, config, tags=None, **kwargs):
+        """Submits a ``ScriptRunConfig``; returns its run, queued to start.
+
+        Example::
+
+            run = exp.submit(ScriptRunConfig(source_directory="scripts", script="train.py"))
+            run.wait_for_completion(show_output=True)
+        """
+        submit = getattr(config, "_submit", None)
+        if submit is None:
+            raise TypeError("Experiment.submit takes a ScriptRunConfig, got %s" % type(config).__name__)
+        return submit(self, tags=tags, display_name=kwargs.get("display_name"))
+
     def get_runs(self, type=None, tags=None, properties=None, include_children=False):
         """Yields the experiment's runs, newest first (top-level runs unless ``include_children``)."""
         clauses = []

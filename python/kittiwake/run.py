@@ -9,7 +9,7 @@ import urllib.parse
 import uuid
 
 from ._batcher import Batcher
-from ._errors import UserErrorException
+from ._errors import ActivityFailedException, KittiwakeError, UserErrorException
 from ._http import decode
 
 _MLFLOW = "/api/2.0/mlflow"
@@ -18,6 +18,8 @@ _PARENT_TAG = "mlflow.parentRunId"
 _STATUS = {"RUNNING": "Running", "SCHEDULED": "Queued", "FINISHED": "Completed",
            "FAILED": "Failed", "KILLED": "Canceled"}
 _CHUNK = 1024 * 1024
+_V1 = "/api/kittiwake/v1"
+_TERMINAL = ("Completed", "Failed", "Canceled")
 
 
 def _now_ms():
@@ -56,6 +58,7 @@ class Run:
         self._info = _info
         self._batcher = None
         self._steps = {}
+        self._job = None
         if self._info is None:
             self._refresh()
 
@@ -132,6 +135,17 @@ class Run:
 
     def _refresh(self):
         self._info = self._session.call("GET", _MLFLOW + "/runs/get", query={"run_id": self.id})["run"]
+        self._job = None
+
+    def _is_job(self):
+        return self._tag_dict().get("mlflow.source.type") == "JOB"
+
+    def _job_doc(self):
+        """The job behind a submitted run (None for an interactive run)."""
+        if not self._is_job():
+            return None
+        self._job = self._session.call("GET", _V1 + "/jobs/" + self.id)
+        return self._job
 
     @property
     def name(self):
@@ -148,6 +162,8 @@ class Run:
 
     @property
     def status(self):
+        if self._job is not None:
+            return self._job["status"]
         return _STATUS.get(self._info["info"]["status"], self._info["info"]["status"])
 
     @property
@@ -164,7 +180,10 @@ class Run:
         return self.get_properties()
 
     def get_status(self):
+        """AzureML's status: Queued, Preparing, Starting, Running, Finalizing, Completed, Failed
+        or Canceled."""
         self._refresh()
+        self._job_doc()
         return self.status
 
     def get_details(self):
@@ -172,7 +191,7 @@ class Run:
         doc = self._session.call("GET", "/api/kittiwake/v1/runs/" + self.id)
         self._info = doc["run"]
         info = self._info["info"]
-        return {
+        details = {
             "runId": self.id,
             "displayName": info.get("run_name"),
             "experimentName": self.experiment.name,
@@ -187,6 +206,102 @@ class Run:
             "outputDatasets": [],
             "logFiles": {},
         }
+        job = self._job_doc()
+        if job is not None:
+            details.update({
+                "target": job["compute_target"],
+                "status": job["status"],
+                "startTimeUtc": _utc(job.get("started_at")),
+                "endTimeUtc": _utc(job.get("ended_at")),
+                "runDefinition": {
+                    "script": job["script"],
+                    "arguments": job["arguments"],
+                    "target": job["compute_target"],
+                    "environment": job["environment"],
+                    "environmentVariables": job["environment_variables"],
+                    "maxRunDurationSeconds": job["max_run_duration_seconds"],
+                    "gpuCount": job["gpu_count"],
+                    "snapshotId": job["snapshot_id"],
+                },
+                "statusHistory": [{"status": h["status"], "timeUtc": _utc(h["time"])}
+                                  for h in job["status_history"]],
+                "exitCode": job.get("exit_code"),
+                "logFiles": {"user_logs/std_log.txt": _V1 + "/jobs/%s/logs" % self.id},
+            })
+            if job.get("failure_reason") and job["status"] != "Completed":
+                details["error"] = {"error": {"message": job["failure_reason"]}}
+        return details
+
+    # submitted runs -----------------------------------------------------------------------
+
+    def _read_log(self, offset, wait_ms):
+        resp = self._session.raw("GET", _V1 + "/jobs/%s/logs" % self.id,
+                                 query={"offset": offset, "wait_ms": wait_ms})
+        data = resp.read()
+        if resp.status != 200:
+            decode(resp.status, data)
+        return data, int(resp.getheader("x-kittiwake-next-offset")), resp.getheader("x-kittiwake-job-status")
+
+    def get_all_logs(self, destination=None):
+        """Writes the run's log to ``destination`` (default ``user_logs``); returns the file paths."""
+        destination = destination or "user_logs"
+        os.makedirs(destination, exist_ok=True)
+        path = os.path.join(destination, "std_log.txt")
+        offset = 0
+        with open(path, "wb") as f:
+            while True:
+                data, offset, _ = self._read_log(offset, 0)
+                if not data:
+                    break
+                f.write(data)
+        return [path]
+
+    def wait_for_completion(self, show_output=False, wait_post_processing=False, raise_on_error=True):
+        """Waits until a submitted run ends; with ``show_output``, prints its log as it comes.
+        Raises ``ActivityFailedException`` for a failed run unless ``raise_on_error`` is False."""
+        if not self._is_job():
+            raise UserErrorException("wait_for_completion is for submitted runs; run %s was started "
+                                     "interactively" % self.id)
+        out = sys.stdout
+        if show_output:
+            out.write("RunId: %s\n\nStreaming user_logs/std_log.txt\n%s\n\n" % (self.id, "=" * 30))
+            out.flush()
+        offset = 0
+        while True:
+            try:
+                data, offset, status = self._read_log(offset, 10000)
+            except KittiwakeError as e:
+                if e.status is not None:
+                    raise
+                time.sleep(1)  # The server is restarting; the run goes on.
+                continue
+            if data and show_output:
+                out.write(data.decode("utf-8", errors="replace"))
+                out.flush()
+            if not data and status in _TERMINAL:
+                break
+        details = self.get_details()
+        if show_output:
+            out.write("\nExecution Summary\n=================\nRunId: %s\nStatus: %s\n" % (self.id, details["status"]))
+            if "error" in details:
+                out.write("Error: %s\n" % details["error"]["error"]["message"])
+            out.flush()
+        if details["status"] == "Failed" and raise_on_error:
+            raise ActivityFailedException("Run %s failed: %s" % (
+                self.id, details.get("error", {}).get("error", {}).get("message", "no reason given")), details)
+        return details
+
+    def get_snapshot_id(self):
+        job = self._job_doc()
+        return job["snapshot_id"] if job else None
+
+    def restore_snapshot(self, snapshot_id=None, path=None):
+        """Writes the run's source snapshot into ``path`` (default ``./snapshot_<run id>``)."""
+        from . import _snapshot
+        snapshot_id = snapshot_id or self.get_snapshot_id()
+        if not snapshot_id:
+            raise UserErrorException("Run %s has no snapshot: it was not submitted" % self.id)
+        return _snapshot.restore(self._session, snapshot_id, path or "snapshot_" + self.id)
 
     def _tag_dict(self):
         return {t["key"]: t["value"] for t in self._info.get("data", {}).get("tags", [])}
@@ -408,6 +523,10 @@ class Run:
         self._finish("FAILED")
 
     def cancel(self):
+        """Cancels the run; a submitted one's processes are stopped."""
+        if self._is_job():
+            self._job = self._session.call("POST", _V1 + "/jobs/%s/cancel" % self.id)
+            return
         self._finish("KILLED")
 
     def __enter__(self):

@@ -15,9 +15,9 @@ BIN = os.environ.get("KITTIWAKE_BIN", os.path.join(ROOT, "target", "debug", "kit
 class Server:
     """A `kittiwake server` process in its own folder."""
 
-    def __init__(self, folder, port=0):
+    def __init__(self, folder, port=0, args=()):
         self.folder = str(folder)
-        self.proc = subprocess.Popen([BIN, "server", "--port", str(port)], cwd=self.folder,
+        self.proc = subprocess.Popen([BIN, "server", "--port", str(port), *args], cwd=self.folder,
                                      stdout=subprocess.PIPE, text=True)
         first = self.proc.stdout.readline()
         match = re.search(r"http://[\d.]+:(\d+)", first)

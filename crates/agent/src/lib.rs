@@ -256,7 +256,16 @@ impl Context {
             );
         }
         let d = &self.job.definition;
-        let mut child = match Command::new(&program)
+        let mut command = Command::new(&program);
+        // SAFETY: between fork and exec the child only calls prctl, which is async-signal-safe.
+        // If the agent dies (killed, out of memory), the script dies with it instead of running on
+        // unwatched; the agent's own thread that spawns it lives as long as the agent.
+        unsafe {
+            command.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+            });
+        }
+        let mut child = match command
             .arg(&d.script)
             .args(&d.arguments)
             .current_dir(&self.args.work_dir)

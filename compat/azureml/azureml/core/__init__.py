@@ -2,14 +2,31 @@
 
 Example::
 
-    from azureml.core import Workspace, Experiment
+    from azureml.core import Workspace, Experiment, ScriptRunConfig
 
     ws = Workspace.from_config()
-    with Experiment(ws, "test_experiment").start_logging() as run:
-        run.log("Sample size", 100)
+    run = Experiment(ws, "test_experiment").submit(
+        ScriptRunConfig(source_directory="scripts", script="train.py"))
 """
 
-from kittiwake import Experiment, Run, Workspace
+from kittiwake import (
+    ComputeTarget,
+    Environment,
+    Experiment,
+    Run,
+    RunConfiguration,
+    ScriptRunConfig,
+    Workspace,
+)
 from kittiwake._errors import UserErrorException
 
-__all__ = ["Experiment", "Run", "UserErrorException", "Workspace"]
+__all__ = [
+    "ComputeTarget",
+    "Environment",
+    "Experiment",
+    "Run",
+    "RunConfiguration",
+    "ScriptRunConfig",
+    "UserErrorException",
+    "Workspace",
+]

@@ -1,0 +1,5 @@
+"""``azureml.core.compute_target``."""
+
+from kittiwake.compute import ComputeTargetException
+
+__all__ = ["ComputeTargetException"]

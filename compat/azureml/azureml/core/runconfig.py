@@ -1,0 +1,5 @@
+"""``azureml.core.runconfig``."""
+
+from kittiwake.script_run_config import RunConfiguration
+
+__all__ = ["RunConfiguration"]
