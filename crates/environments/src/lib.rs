@@ -7,6 +7,8 @@
 //! the same thing. Resolution does no IO; only `build` touches the disk and runs programs.
 
 pub mod build;
+mod files;
 mod resolve;
 
+pub use files::{from_conda_yaml, from_pip_requirements};
 pub use resolve::{BuildPlan, Interpreter, KNOWN_CHANNELS, Resolved, resolve};

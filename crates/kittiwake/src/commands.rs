@@ -80,6 +80,21 @@ pub enum RunCommand {
         #[arg(long, default_value = ".")]
         to: PathBuf,
     },
+    /// Print a submitted run's output (environment build and script).
+    Logs {
+        run_id: String,
+        /// Keep printing until the run ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Cancel a submitted run; its processes are stopped.
+    Cancel { run_id: String },
+    /// Download a submitted run's source snapshot into a directory.
+    Snapshot {
+        run_id: String,
+        #[arg(long, default_value = ".")]
+        to: PathBuf,
+    },
 }
 
 pub async fn token(command: TokenCommand, data_dir: &Path) -> Result<()> {
@@ -92,7 +107,7 @@ pub async fn token(command: TokenCommand, data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());
     for r in rows {
@@ -101,7 +116,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     t.to_string()
 }
 
-fn print_json(v: &Value) -> Result<()> {
+pub(crate) fn print_json(v: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
@@ -133,7 +148,7 @@ fn format_millis(ms: i64) -> String {
     )
 }
 
-fn s(v: &Value) -> String {
+pub(crate) fn s(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => "-".into(),
@@ -397,6 +412,9 @@ pub async fn run(command: RunCommand, conn: Connection) -> Result<()> {
             }
             println!("uploaded {name} ({size} bytes)");
         }
+        RunCommand::Logs { run_id, follow } => crate::jobs::logs(&client, &run_id, follow).await?,
+        RunCommand::Cancel { run_id } => crate::jobs::cancel(&client, &run_id, conn.json).await?,
+        RunCommand::Snapshot { run_id, to } => crate::jobs::snapshot(&client, &run_id, &to).await?,
         RunCommand::Download { run_id, path, to } => {
             let run = get_run(&client, &run_id).await?;
             let root = proxy_root(&run)?;

@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod config;
+mod jobs;
 mod server;
 
 use std::path::PathBuf;
@@ -63,7 +64,28 @@ enum Command {
         #[command(flatten)]
         conn: client::Connection,
     },
-    /// Inspect runs: list, show, metrics, artifacts; upload and download files.
+    /// Submit scripts to run on a compute target.
+    Job {
+        #[command(subcommand)]
+        command: jobs::JobCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
+    /// Environments: list, show, build.
+    Env {
+        #[command(subcommand)]
+        command: jobs::EnvCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
+    /// Compute targets.
+    Compute {
+        #[command(subcommand)]
+        command: jobs::ComputeCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
+    /// Inspect runs: list, show, metrics, artifacts, logs; upload and download files; cancel.
     Run {
         #[command(subcommand)]
         command: commands::RunCommand,
@@ -107,6 +129,9 @@ fn main() -> ExitCode {
             Command::Token { command, data_dir } => commands::token(command, &data_dir).await,
             Command::Experiment { command, conn } => commands::experiment(command, conn).await,
             Command::Run { command, conn } => commands::run(command, conn).await,
+            Command::Job { command, conn } => jobs::job(command, conn).await,
+            Command::Env { command, conn } => jobs::env(command, conn).await,
+            Command::Compute { command, conn } => jobs::compute(command, conn).await,
         }
         .map(|()| ExitCode::SUCCESS)
     });

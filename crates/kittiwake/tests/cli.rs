@@ -140,3 +140,170 @@ async fn cli_lists_shows_and_transfers() {
     assert!(!lost.status.success());
     assert!(String::from_utf8_lossy(&lost.stderr).contains("--url"));
 }
+
+#[tokio::test]
+async fn cli_submits_follows_cancels_and_lists_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.wait_healthy().await;
+    let src = dir.path().join("src");
+    std::fs::create_dir_all(src.join("pkg")).unwrap();
+    std::fs::write(
+        src.join("train.py"),
+        "import sys\nfrom pkg import helper\nprint('args', sys.argv[1:], helper.VALUE)\n",
+    )
+    .unwrap();
+    std::fs::write(src.join("pkg/__init__.py"), "").unwrap();
+    std::fs::write(src.join("pkg/helper.py"), "VALUE = 7\n").unwrap();
+    std::fs::write(src.join(".amlignore"), "*.bin\n").unwrap();
+    std::fs::write(src.join("weights.bin"), "big").unwrap();
+    std::fs::write(src.join("fail.py"), "raise SystemExit('bad input file')\n").unwrap();
+    std::fs::write(src.join("sleep.py"), "import time\ntime.sleep(60)\n").unwrap();
+    let src_arg = src.to_str().unwrap();
+
+    let out = kittiwake(
+        dir.path(),
+        &[
+            "job",
+            "submit",
+            "--source-dir",
+            src_arg,
+            "--script",
+            "train.py",
+            "-e",
+            "cli-jobs",
+            "--follow",
+            "--",
+            "--lr",
+            "0.1",
+        ],
+    );
+    let printed = stdout(&out);
+    assert!(printed.contains("args ['--lr', '0.1'] 7"), "{printed}");
+
+    let out = kittiwake(
+        dir.path(),
+        &[
+            "job",
+            "submit",
+            "--source-dir",
+            src_arg,
+            "--script",
+            "fail.py",
+            "--follow",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ended Failed") && err.contains("bad input file"),
+        "{err}"
+    );
+
+    let run_id = stdout(&kittiwake(
+        dir.path(),
+        &[
+            "job",
+            "submit",
+            "--source-dir",
+            src_arg,
+            "--script",
+            "sleep.py",
+        ],
+    ))
+    .trim()
+    .to_string();
+    let mut status = String::new();
+    for _ in 0..200 {
+        let (_, job) = s
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/kittiwake/v1/jobs/{run_id}"),
+                None,
+            )
+            .await;
+        status = job["status"].as_str().unwrap_or_default().to_string();
+        if status == "Running" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "Running");
+    let canceled = stdout(&kittiwake(dir.path(), &["run", "cancel", &run_id]));
+    assert!(canceled.contains(&run_id), "{canceled}");
+    let logs = kittiwake(dir.path(), &["run", "logs", "-f", &run_id]);
+    assert!(logs.status.success());
+    let (_, job) = s
+        .call(
+            reqwest::Method::GET,
+            &format!("/api/kittiwake/v1/jobs/{run_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(job["status"], "Canceled");
+
+    let restored = dir.path().join("restored");
+    stdout(&kittiwake(
+        dir.path(),
+        &[
+            "run",
+            "snapshot",
+            &run_id,
+            "--to",
+            restored.to_str().unwrap(),
+        ],
+    ));
+    assert!(restored.join("pkg/helper.py").is_file());
+    assert!(
+        !restored.join("weights.bin").exists(),
+        ".amlignore was not honoured"
+    );
+
+    let computes = stdout(&kittiwake(dir.path(), &["compute", "list"]));
+    assert!(
+        computes.contains("local") && computes.contains("SLOTS"),
+        "{computes}"
+    );
+    let envs = stdout(&kittiwake(dir.path(), &["env", "list"]));
+    assert!(envs.contains("AzureML-Minimal"), "{envs}");
+    let shown: Value = serde_json::from_str(&stdout(&kittiwake(
+        dir.path(),
+        &["env", "show", "Kittiwake-system-python"],
+    )))
+    .unwrap();
+    assert_eq!(shown["python"]["userManagedDependencies"], true);
+
+    let out = kittiwake(
+        dir.path(),
+        &[
+            "job",
+            "submit",
+            "--source-dir",
+            src_arg,
+            "--script",
+            "nope.py",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("'nope.py' is not in"), "{err}");
+    let out = kittiwake(
+        dir.path(),
+        &[
+            "job",
+            "submit",
+            "--source-dir",
+            src_arg,
+            "--script",
+            "train.py",
+            "--compute",
+            "gpu-farm",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("'gpu-farm' does not exist"),
+        "{err}"
+    );
+}
