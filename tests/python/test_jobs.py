@@ -101,6 +101,37 @@ def test_seed_examples_submit_stream_and_keep_outputs(ws, tmp_path, capsys):
     assert open(os.path.join(restored, "assets", "utils.py")).read().startswith("def some_function")
 
 
+def test_seed_2_3_packages_from_conda_dependencies(ws, tmp_path):
+    """Seed §2.3 as written, but with this machine's Python (3.8 is not installed here) and a
+    package from a local wheel folder instead of scikit-learn from PyPI, so the test needs no
+    network. Conda packages are installed from PyPI (here: the folder) under their PyPI names."""
+    from azureml.core import Environment, Experiment, ScriptRunConfig, Workspace  # noqa: F401
+    from azureml.core.conda_dependencies import CondaDependencies
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    build_wheel(wheels, name="kwconda", version="1.2", source="VERSION = '1.2'\n")
+    scripts = write(tmp_path / "scripts", {"train.py": "import kwconda\nprint('kwconda', kwconda.VERSION)\n"})
+    exp = Experiment(ws, "test_experiment")
+
+    deps = CondaDependencies()
+    deps.set_python_version("%d.%d" % sys.version_info[:2])
+    deps.add_conda_package("kwconda>=1.0")
+    deps.set_pip_option("--no-index")
+    deps.set_pip_option("--find-links %s" % wheels)
+
+    env = Environment("test_environment")
+    env.python.conda_dependencies = deps
+
+    run_cfg = ScriptRunConfig(script="train.py", source_directory=scripts, environment=env)
+    script_run = exp.submit(run_cfg)
+    details = script_run.wait_for_completion(raise_on_error=False)
+    log = open(script_run.get_all_logs(str(tmp_path / "logs"))[0]).read()
+    assert details["status"] == "Completed", log
+    assert "kwconda 1.2" in log
+    assert "conda package 'kwconda>=1.0' is installed from PyPI as 'kwconda>=1.0'" in log
+    assert "Python %d.%d" % sys.version_info[:2] in log
+
+
 def test_a_failing_script_fails_with_its_traceback(ws, tmp_path):
     from kittiwake import ActivityFailedException, Experiment, ScriptRunConfig
     src = write(tmp_path, {"bad.py": "print('about to fail')\n1 / 0\n"})
@@ -358,7 +389,7 @@ def test_each_gpu_run_gets_its_own_gpu(tmp_path):
 
 
 def test_runs_survive_a_server_restart_and_dead_agents_are_noticed(tmp_path):
-    from kittiwake import Experiment, ScriptRunConfig, Workspace
+    from kittiwake import ComputeTarget, Experiment, LocalCompute, ScriptRunConfig, Workspace
     folder = tmp_path / "ws"
     folder.mkdir()
     server = Server(folder)
@@ -370,10 +401,15 @@ def test_runs_survive_a_server_restart_and_dead_agents_are_noticed(tmp_path):
             "forever.py": "import time\nprint('up', flush=True)\ntime.sleep(300)\n",
         })
         exp = Experiment(ws, "restarts")
-        survivor = exp.submit(ScriptRunConfig(source_directory=src, script="steady.py"))
+        ComputeTarget.create(ws, "restart-one", LocalCompute.provisioning_configuration(slots=1))
+        survivor = exp.submit(ScriptRunConfig(source_directory=src, script="steady.py",
+                                              compute_target="restart-one"))
+        waiting = exp.submit(ScriptRunConfig(source_directory=src, script="steady.py",
+                                             compute_target="restart-one"))
         orphan = exp.submit(ScriptRunConfig(source_directory=src, script="forever.py"))
         wait_for_status(survivor, ("Running",))
         wait_for_status(orphan, ("Running",))
+        assert waiting.get_status() == "Queued"
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait()
         server.proc.stdout.close()
@@ -383,6 +419,7 @@ def test_runs_survive_a_server_restart_and_dead_agents_are_noticed(tmp_path):
         assert details["status"] == "Completed"
         log = open(survivor.get_all_logs(str(tmp_path / "l"))[0]).read()
         assert all("tick %d" % i in log for i in range(6)), log
+        assert waiting.wait_for_completion()["status"] == "Completed"
 
         agent_pid = None
         for line in os.popen("ps -eww -o pid,args").read().splitlines():

@@ -10,6 +10,7 @@
 
 mod client;
 mod log;
+mod reporter;
 mod sdk;
 mod workdir;
 
@@ -19,18 +20,20 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kittiwake_domain::jobs::SnapshotFile;
 use kittiwake_domain::{Job, JobDefinition, JobStatus};
 use kittiwake_environments::{Interpreter, build::Builder, resolve};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 use tokio::sync::watch;
 
 use crate::client::Server;
 use crate::log::LogShipper;
+use crate::reporter::Reporter;
 
 /// How long a canceled or timed-out script gets between SIGTERM and SIGKILL.
 const KILL_GRACE: Duration = Duration::from_secs(10);
@@ -65,7 +68,7 @@ pub async fn exec(args: ExecArgs) -> i32 {
             return 2;
         }
     };
-    let (job, experiment_name, artifact_root, log_bytes) = match parse_spec(&spec) {
+    let (job, experiment_name, artifact_root, log_bytes, snapshot_files) = match parse_spec(&spec) {
         Ok(parts) => parts,
         Err(e) => {
             eprintln!("kittiwake exec: {e}");
@@ -96,12 +99,14 @@ pub async fn exec(args: ExecArgs) -> i32 {
     let ctx = Context {
         server: server.clone(),
         job,
+        snapshot_files,
         experiment_name,
         artifact_root,
         args,
         log: log.clone(),
     };
-    let (status, reason, exit_code) = ctx.run(cancel_rx).await;
+    let reporter = Reporter::start(server.clone());
+    let (status, reason, exit_code) = ctx.run(cancel_rx, &reporter).await;
     heartbeat.abort();
     let log = Arc::try_unwrap(log).ok();
     let log_error = match log {
@@ -117,13 +122,8 @@ pub async fn exec(args: ExecArgs) -> i32 {
             "user_logs/std_log.txt",
         )
         .await;
-    let report =
-        json!({"status": status.as_str(), "failure_reason": reason, "exit_code": exit_code});
-    match server
-        .json(Method::POST, &server.job_path("/status"), Some(&report))
-        .await
-    {
-        Ok(_) => 0,
+    match reporter.finish(status, reason, exit_code).await {
+        Ok(()) => 0,
         Err(e) => {
             eprintln!("kittiwake exec: cannot report the run's end ({status}): {e}");
             3
@@ -131,7 +131,9 @@ pub async fn exec(args: ExecArgs) -> i32 {
     }
 }
 
-fn parse_spec(spec: &Value) -> Result<(Job, String, String, i64), String> {
+type Spec = (Job, String, String, i64, Vec<SnapshotFile>);
+
+fn parse_spec(spec: &Value) -> Result<Spec, String> {
     let field = |k: &str| {
         spec.get(k)
             .ok_or_else(|| format!("the job's description lacks '{k}'"))
@@ -174,7 +176,15 @@ fn parse_spec(spec: &Value) -> Result<(Job, String, String, i64), String> {
         history: Vec::new(),
     };
     let log_bytes = job.log_bytes;
-    Ok((job, text("experiment_name")?, artifact_root, log_bytes))
+    let files: Vec<SnapshotFile> = serde_json::from_value(field("snapshot_files")?.clone())
+        .map_err(|e| format!("the job's snapshot is malformed: {e}"))?;
+    Ok((
+        job,
+        text("experiment_name")?,
+        artifact_root,
+        log_bytes,
+        files,
+    ))
 }
 
 /// Beats the heartbeat; flips `cancel` when the server asks for the job to be canceled, or when
@@ -207,6 +217,7 @@ async fn beat(server: Server, cancel: watch::Sender<bool>) {
 struct Context {
     server: Server,
     job: Job,
+    snapshot_files: Vec<SnapshotFile>,
     experiment_name: String,
     artifact_root: String,
     args: ExecArgs,
@@ -214,24 +225,11 @@ struct Context {
 }
 
 impl Context {
-    async fn status(&self, status: JobStatus) -> Result<(), String> {
-        let body = json!({"status": status.as_str()});
-        let answer = self
-            .server
-            .json(Method::POST, &self.server.job_path("/status"), Some(&body))
-            .await
-            .map_err(|e| e.to_string())?;
-        // The server may have moved the job on (canceled while we prepared).
-        match answer.get("status").and_then(Value::as_str) {
-            Some(s) if s == JobStatus::Canceled.as_str() => Err("canceled".into()),
-            _ => Ok(()),
-        }
-    }
-
     /// Prepares and runs the script; returns the final status, its reason and the exit code.
     async fn run(
         &self,
         mut cancel: watch::Receiver<bool>,
+        reporter: &Reporter,
     ) -> (JobStatus, Option<String>, Option<i64>) {
         let prepared = tokio::select! {
             p = self.prepare() => p,
@@ -248,13 +246,7 @@ impl Context {
                 );
             }
         };
-        if self.status(JobStatus::Starting).await.is_err() {
-            return (
-                JobStatus::Canceled,
-                Some("Canceled before it started".into()),
-                None,
-            );
-        }
+        reporter.report(JobStatus::Starting);
         let d = &self.job.definition;
         let mut command = Command::new(&program);
         // SAFETY: between fork and exec the child only calls prctl, which is async-signal-safe.
@@ -288,7 +280,7 @@ impl Context {
             .id()
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw);
-        let _ = self.status(JobStatus::Running).await;
+        reporter.report(JobStatus::Running);
         let tail = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
         let pumps = [
             child
@@ -336,7 +328,7 @@ impl Context {
         for pump in pumps.into_iter().flatten() {
             let _ = tokio::time::timeout(Duration::from_secs(2), pump).await;
         }
-        let _ = self.status(JobStatus::Finalizing).await;
+        reporter.report(JobStatus::Finalizing);
         self.upload_dir("logs", &mut uploaded).await;
         self.upload_dir("outputs", &mut uploaded).await;
         match ending {
@@ -378,7 +370,7 @@ impl Context {
         let d = &self.job.definition;
         workdir::materialise(
             &self.server,
-            &d.snapshot_id,
+            &self.snapshot_files,
             &self.args.work_dir,
             &self.args.cache_dir,
         )

@@ -39,22 +39,11 @@ async fn cached(
 /// Lays the snapshot's files out in `work_dir`.
 pub async fn materialise(
     server: &Server,
-    snapshot_id: &str,
+    files: &[SnapshotFile],
     work_dir: &Path,
     cache: &Path,
 ) -> Result<(), String> {
-    let doc = server
-        .json(
-            Method::GET,
-            &format!("/api/kittiwake/v1/snapshots/{snapshot_id}"),
-            None,
-        )
-        .await
-        .map_err(|e| format!("reading snapshot {snapshot_id}: {e}"))?;
-    let files: Vec<SnapshotFile> =
-        serde_json::from_value(doc.get("files").cloned().unwrap_or_default())
-            .map_err(|e| format!("snapshot {snapshot_id} is malformed: {e}"))?;
-    for f in &files {
+    for f in files {
         check_relative_path(&f.path).map_err(|e| e.message)?;
         let blob = cache.join("blobs").join(&f.sha256);
         cached(

@@ -380,7 +380,9 @@ async fn agent_spec(
     Path(run_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let spec = s.jobs.agent_spec(&run_id, &principal.name).await?;
+    let files = s.jobs.snapshot(&spec.job.definition.snapshot_id).await?;
     Ok(Json(json!({
+        "snapshot_files": files,
         "run_id": spec.job.run_id,
         "experiment_id": spec.job.experiment_id.to_string(),
         "experiment_name": spec.experiment_name,

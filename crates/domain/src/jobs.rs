@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Millis, Result, RunStatus};
+use crate::{Error, Millis, Result};
 
 /// AzureML's limits on a source snapshot.
 pub const SNAPSHOT_MAX_BYTES: u64 = 300 * 1024 * 1024;
@@ -15,7 +15,9 @@ pub const DEFAULT_MAX_RUN_DURATION_SECONDS: i64 = 2_592_000;
 
 /// A submitted run's state machine, with AzureML's names. A job moves forward only:
 /// Queued → Preparing → Starting → Running → Finalizing → one of Completed, Failed, Canceled; it
-/// may fail or be canceled from any state that is not terminal.
+/// may fail or be canceled from any state that is not terminal. Its run's MLflow status follows
+/// (the store keeps them in step): SCHEDULED until Running, RUNNING until it ends, then FINISHED,
+/// FAILED or KILLED.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum JobStatus {
     Queued,
@@ -60,17 +62,6 @@ impl JobStatus {
     /// Whether a job in this state holds a slot of its compute target (its agent has been started).
     pub fn holds_slot(self) -> bool {
         !self.is_terminal() && self != Self::Queued
-    }
-
-    /// The run's MLflow status while its job is in this state.
-    pub fn run_status(self) -> RunStatus {
-        match self {
-            Self::Queued | Self::Preparing | Self::Starting => RunStatus::Scheduled,
-            Self::Running | Self::Finalizing => RunStatus::Running,
-            Self::Completed => RunStatus::Finished,
-            Self::Failed => RunStatus::Failed,
-            Self::Canceled => RunStatus::Killed,
-        }
     }
 
     /// Whether a job may go from `self` to `next`.
@@ -249,8 +240,6 @@ mod tests {
         assert!(!Running.may_become(Preparing));
         assert!(!Completed.may_become(Failed));
         assert!(!Canceled.may_become(Running));
-        assert_eq!(Starting.run_status(), RunStatus::Scheduled);
-        assert_eq!(Finalizing.run_status(), RunStatus::Running);
         assert!(!Queued.holds_slot() && Preparing.holds_slot() && !Failed.holds_slot());
         for s in JobStatus::ALL {
             assert_eq!(s.as_str().parse::<JobStatus>().unwrap(), s);

@@ -353,12 +353,20 @@ impl Jobs {
             exit_code,
             agent: None,
         };
-        if to.is_terminal() {
-            self.finish(run_id, to, change).await?;
-        } else if self.inner.store.move_job(run_id, to, change).await? {
+        let moved = if to.is_terminal() {
+            self.finish(run_id, to, change).await?
+        } else {
+            self.inner.store.move_job(run_id, to, change).await?
+        };
+        if moved {
             self.changed(run_id);
+            return Ok(to);
         }
-        Ok(self.job(run_id).await?.status)
+        self.inner
+            .store
+            .job_status(run_id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("No job with run id {run_id}")))
     }
 
     /// The agent appends output at byte `offset` of the log; returns the log's length.

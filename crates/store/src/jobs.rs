@@ -91,8 +91,8 @@ pub(crate) async fn insert_job(
     let definition = serde_json::to_string(job.definition)
         .map_err(|e| Error::internal(format!("encoding a job definition: {e}")))?;
     sqlx::query(
-        "INSERT INTO jobs (run_id, status, compute_target, definition, gpu_count, gpus, cancel_requested, queued_at, log_bytes) \
-         VALUES ($1, 'Queued', $2, $3, $4, '', 0, $5, 0)",
+        "INSERT INTO jobs (run_id, status, status_at, compute_target, definition, gpu_count, gpus, cancel_requested, queued_at, log_bytes) \
+         VALUES ($1, 'Queued', $5, $2, $3, $4, '', 0, $5, 0)",
     )
     .bind(run_id)
     .bind(job.definition.compute_target.as_str())
@@ -154,8 +154,8 @@ impl Store {
         rows.iter().map(job_from_row).collect()
     }
 
-    /// Moves a job to `to` if it is in one of the states `to` may follow, and moves its run's
-    /// MLflow status with it. Returns whether the job moved.
+    /// Moves a job to `to` if it is in one of the states `to` may follow; its run's MLflow status
+    /// and the status history follow in the same statement (a trigger). Returns whether it moved.
     pub async fn move_job(&self, run_id: &str, to: JobStatus, change: JobChange) -> Result<bool> {
         let now = now_millis();
         let from: Vec<Arg> = JobStatus::ALL
@@ -163,9 +163,10 @@ impl Store {
             .filter(|s| s.may_become(to))
             .map(|s| Arg::Text(s.as_str().into()))
             .collect();
-        let (_guard, mut tx) = self.write().await?;
         let mut sql = Sql::new("UPDATE jobs SET status = ");
-        sql.bind_text(to.as_str());
+        sql.bind_text(to.as_str())
+            .push(", status_at = ")
+            .bind(Arg::Int(now));
         if let Some(reason) = change.failure_reason {
             sql.push(", failure_reason = ").bind_text(reason);
         }
@@ -190,35 +191,20 @@ impl Store {
             .bind_text(run_id)
             .push(" AND status IN ")
             .bind_list(from);
-        let moved = sql
-            .query()
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?
-            .rows_affected()
-            > 0;
-        if !moved {
-            return Ok(false);
-        }
-        let mut sql = Sql::new("UPDATE runs SET status = ");
-        sql.bind_text(to.run_status().as_str());
-        if to.is_terminal() {
-            sql.push(", end_time = ").bind(Arg::Int(now));
-        }
-        sql.push(" WHERE run_id = ").bind_text(run_id);
-        sql.query().execute(&mut *tx).await.map_err(db_error)?;
-        sqlx::query(
-            "INSERT INTO job_status_history (run_id, status, at) VALUES ($1, $2, $3) \
-             ON CONFLICT (run_id, status) DO NOTHING",
-        )
-        .bind(run_id)
-        .bind(to.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        tx.commit().await.map_err(db_error)?;
-        Ok(true)
+        let _guard = self.write_lock.lock().await;
+        let done = sql.query().execute(&self.pool).await.map_err(db_error)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A job's status, or `None` if there is no such job.
+    pub async fn job_status(&self, run_id: &str) -> Result<Option<JobStatus>> {
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM jobs WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+        status.map(|s| s.parse()).transpose()
     }
 
     /// Marks a job to be canceled; returns its status, or `None` if there is no such job.
@@ -485,5 +471,79 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NewRun;
+    use kittiwake_domain::JobDefinition;
+
+    #[tokio::test]
+    async fn a_job_moves_forward_and_its_run_follows() {
+        let (_dir, store) = crate::tests::temp_store().await;
+        let definition = JobDefinition {
+            snapshot_id: "s".into(),
+            script: "train.py".into(),
+            arguments: Vec::new(),
+            compute_target: "local".into(),
+            environment: serde_json::Value::Null,
+            environment_variables: Default::default(),
+            max_run_duration_seconds: 60,
+            gpu_count: 0,
+        };
+        let run_id = "0123456789abcdef0123456789abcdef";
+        store
+            .create_run(NewRun {
+                run_id,
+                experiment_id: 0,
+                run_name: "r",
+                user_id: "u",
+                start_time: 1,
+                tags: &[],
+                job: Some(NewJob {
+                    definition: &definition,
+                    queued_at: 1,
+                }),
+            })
+            .await
+            .unwrap();
+        let run_status = || async { store.get_run_info(run_id).await.unwrap().status.as_str() };
+        assert_eq!(run_status().await, "SCHEDULED");
+        for (to, mlflow) in [
+            (JobStatus::Preparing, "SCHEDULED"),
+            (JobStatus::Running, "RUNNING"),
+            (JobStatus::Finalizing, "RUNNING"),
+            (JobStatus::Completed, "FINISHED"),
+        ] {
+            assert!(
+                store
+                    .move_job(run_id, to, JobChange::default())
+                    .await
+                    .unwrap()
+            );
+            assert_eq!(run_status().await, mlflow, "{to}");
+        }
+        assert!(
+            !store
+                .move_job(run_id, JobStatus::Failed, JobChange::default())
+                .await
+                .unwrap()
+        );
+        let job = store.get_job(run_id).await.unwrap().unwrap().job;
+        let history: Vec<JobStatus> = job.history.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            history,
+            [
+                JobStatus::Queued,
+                JobStatus::Preparing,
+                JobStatus::Running,
+                JobStatus::Finalizing,
+                JobStatus::Completed
+            ]
+        );
+        assert!(job.ended_at.is_some());
+        assert!(store.get_run_info(run_id).await.unwrap().end_time.is_some());
     }
 }

@@ -108,15 +108,21 @@ pub(crate) fn db_error(e: sqlx::Error) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn every_connection_runs_in_wal_with_normal_sync() {
+    /// A store in a fresh temporary folder (kept as long as the returned guard lives).
+    pub(crate) async fn temp_store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open_sqlite(&dir.path().join("m.sqlite"))
             .await
             .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn every_connection_runs_in_wal_with_normal_sync() {
+        let (_dir, store) = crate::tests::temp_store().await;
         let mut conns = Vec::new();
         for _ in 0..3 {
             conns.push(store.pool.acquire().await.unwrap());
@@ -141,10 +147,7 @@ mod tests {
     #[tokio::test]
     async fn history_pages_match_slices_of_the_whole() {
         use kittiwake_domain::{MetricPoint, MetricSeries};
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("m.sqlite"))
-            .await
-            .unwrap();
+        let (_dir, store) = crate::tests::temp_store().await;
         let run_id = "0123456789abcdef0123456789abcdef";
         store
             .create_run(NewRun {

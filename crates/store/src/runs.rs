@@ -573,10 +573,7 @@ mod tests {
 
     #[tokio::test]
     async fn params_and_tags_survive_packing_whatever_they_contain() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("m.sqlite"))
-            .await
-            .unwrap();
+        let (_dir, store) = crate::tests::temp_store().await;
         let awkward = [
             ("", ""),
             ("a:b", "12:34"),
@@ -613,10 +610,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_run_is_created_outside_an_active_experiment() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open_sqlite(&dir.path().join("m.sqlite"))
-            .await
-            .unwrap();
+        let (_dir, store) = crate::tests::temp_store().await;
         let run = |experiment_id| NewRun {
             run_id: "0123456789abcdef0123456789abcdef",
             experiment_id,

@@ -28,12 +28,14 @@ CREATE TABLE compute_targets (
     created_at BIGINT NOT NULL
 );
 
--- One row per submitted run. `status` is AzureML's (Queued … Completed); the run's MLflow status
--- in `runs` moves with it in the same transaction. `agent` says where the job agent runs, in the
--- compute backend's own words (for the local backend: pid and process start time).
+-- One row per submitted run. `status` is AzureML's (Queued … Completed), set at `status_at`; the
+-- trigger below moves the run's MLflow status with it and records the history, in the same
+-- statement. `agent` says where the job agent runs, in the compute backend's own words (for the
+-- local backend: pid and process start time).
 CREATE TABLE jobs (
     run_id TEXT PRIMARY KEY REFERENCES runs (run_id),
     status TEXT NOT NULL,
+    status_at BIGINT NOT NULL,
     compute_target TEXT NOT NULL,
     definition TEXT NOT NULL,
     gpu_count BIGINT NOT NULL,
@@ -57,6 +59,26 @@ CREATE TABLE job_status_history (
     at BIGINT NOT NULL,
     PRIMARY KEY (run_id, status)
 ) WITHOUT ROWID;
+
+-- A job's status decides its run's MLflow status: Queued, Preparing and Starting are SCHEDULED,
+-- Running and Finalizing RUNNING, then FINISHED, FAILED or KILLED.
+CREATE TRIGGER jobs_status_moves_run AFTER UPDATE OF status ON jobs
+WHEN NEW.status <> OLD.status
+BEGIN
+    UPDATE runs SET
+        status = CASE NEW.status
+            WHEN 'Running' THEN 'RUNNING'
+            WHEN 'Finalizing' THEN 'RUNNING'
+            WHEN 'Completed' THEN 'FINISHED'
+            WHEN 'Failed' THEN 'FAILED'
+            WHEN 'Canceled' THEN 'KILLED'
+            ELSE 'SCHEDULED'
+        END,
+        end_time = COALESCE(NEW.ended_at, end_time)
+    WHERE run_id = NEW.run_id;
+    INSERT INTO job_status_history (run_id, status, at) VALUES (NEW.run_id, NEW.status, NEW.status_at)
+        ON CONFLICT (run_id, status) DO NOTHING;
+END;
 
 -- A job's output (environment build and the script's stdout/stderr) in the order the agent sent
 -- it; `offset` is the byte position of the chunk in the whole log, which makes a resent chunk
