@@ -63,6 +63,8 @@ def test_seed_examples_submit_stream_and_keep_outputs(ws, tmp_path, capsys):
             X_shape = (some_function(), 3)
             run.log("Sample size", X_shape[0])
             print("args", sys.argv[1:])
+            import os
+            print("greeting", os.environ["KW_GREETING"], os.environ["AZUREML_ARM_PROJECT_NAME"])
             with open("outputs/model.txt", "w") as f:
                 f.write("weights")
             with open("logs/progress.txt", "w") as f:
@@ -78,6 +80,7 @@ def test_seed_examples_submit_stream_and_keep_outputs(ws, tmp_path, capsys):
     env = Environment("test_environment")
     env.python.user_managed_dependencies = True
     env.python.interpreter_path = "python3"
+    env.environment_variables = {"KW_GREETING": "hello"}
     exp = Experiment(ws, "test_experiment")
     run_cfg = ScriptRunConfig(source_directory=scripts, script="train.py", environment=env,
                               arguments=["--epochs", 3])
@@ -86,6 +89,7 @@ def test_seed_examples_submit_stream_and_keep_outputs(ws, tmp_path, capsys):
     details = script_run.wait_for_completion(show_output=True)
     out = capsys.readouterr().out
     assert "args ['--epochs', '3']" in out and "done" in out, out
+    assert "greeting hello test_experiment" in out, out
     assert details["status"] == "Completed"
     assert [h["status"] for h in details["statusHistory"]] == [
         "Queued", "Preparing", "Starting", "Running", "Finalizing", "Completed"]
