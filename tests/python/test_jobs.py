@@ -78,8 +78,6 @@ def test_seed_examples_submit_stream_and_keep_outputs(ws, tmp_path, capsys):
         "assets/utils.py": "def some_function():\n    return 128\n",
     })
     env = Environment("test_environment")
-    env.python.user_managed_dependencies = True
-    env.python.interpreter_path = "python3"
     env.environment_variables = {"KW_GREETING": "hello"}
     exp = Experiment(ws, "test_experiment")
     run_cfg = ScriptRunConfig(source_directory=scripts, script="train.py", environment=env,
