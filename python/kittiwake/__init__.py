@@ -19,6 +19,7 @@ from ._errors import (
 )
 from .compute import ComputeTarget, ComputeTargetException, LocalCompute
 from .conda_dependencies import CondaDependencies
+from .datastore import Datastore
 from .environment import Environment
 from .experiment import Experiment
 from .run import Run
@@ -30,6 +31,7 @@ __all__ = [
     "ComputeTarget",
     "ComputeTargetException",
     "CondaDependencies",
+    "Datastore",
     "Environment",
     "Experiment",
     "KittiwakeError",

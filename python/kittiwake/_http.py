@@ -2,6 +2,7 @@
 
 import http.client
 import json
+import os
 import threading
 import urllib.parse
 
@@ -72,6 +73,20 @@ class Session:
             raise KittiwakeError("Cannot reach the workspace at %s: %s" % (self.url, e)) from e
         data = resp.read()
         return decode(resp.status, data)
+
+    def download(self, path, target):
+        """Streams the answer to a GET of ``path`` into the file ``target`` (creating its folder)."""
+        resp = self.raw("GET", path)
+        if resp.status != 200:
+            decode(resp.status, resp.read())
+        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+        with open(target, "wb") as out:
+            while True:
+                block = resp.read(1 << 20)
+                if not block:
+                    break
+                out.write(block)
+        return target
 
     def close(self):
         self._drop_connection()

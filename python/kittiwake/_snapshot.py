@@ -163,17 +163,8 @@ def restore(session, snapshot_id, path):
     """Writes the files of a snapshot into ``path``."""
     files = session.call("GET", _V1 + "/snapshots/" + snapshot_id)["files"]
     for f in files:
-        target = os.path.join(path, *f["path"].split("/"))
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        resp = session.raw("GET", _V1 + "/snapshots/blobs/" + f["sha256"])
-        if resp.status != 200:
-            decode(resp.status, resp.read())
-        with open(target, "wb") as out:
-            while True:
-                block = resp.read(1 << 20)
-                if not block:
-                    break
-                out.write(block)
+        target = session.download(_V1 + "/snapshots/blobs/" + f["sha256"],
+                                  os.path.join(path, *f["path"].split("/")))
         if f.get("executable"):
             os.chmod(target, 0o755)
     return path

@@ -17,7 +17,6 @@ _ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 _PARENT_TAG = "mlflow.parentRunId"
 _STATUS = {"RUNNING": "Running", "SCHEDULED": "Queued", "FINISHED": "Completed",
            "FAILED": "Failed", "KILLED": "Canceled"}
-_CHUNK = 1024 * 1024
 _V1 = "/api/kittiwake/v1"
 _TERMINAL = ("Completed", "Failed", "Canceled")
 
@@ -470,18 +469,7 @@ class Run:
         target = output_file_path or os.path.basename(name)
         if os.path.isdir(target):
             target = os.path.join(target, os.path.basename(name))
-        resp = self._session.raw("GET", self._artifact_url(name))
-        if resp.status != 200:
-            decode(resp.status, resp.read())
-        folder = os.path.dirname(os.path.abspath(target))
-        os.makedirs(folder, exist_ok=True)
-        with open(target, "wb") as f:
-            while True:
-                chunk = resp.read(_CHUNK)
-                if not chunk:
-                    break
-                f.write(chunk)
-        return target
+        return self._session.download(self._artifact_url(name), target)
 
     def download_files(self, prefix=None, output_directory=None, output_paths=None, batch_size=100,
                        append_prefix=True, timeout_seconds=None):

@@ -122,6 +122,17 @@ class Workspace:
         from .experiment import Experiment
         return {e.name: e for e in Experiment.list(self)}
 
+    @property
+    def datastores(self):
+        """Every datastore of the workspace, by name."""
+        from .datastore import Datastore
+        return {d.name: d for d in Datastore._all(self)}
+
+    def get_default_datastore(self):
+        """``workspaceblobstore``, the datastore inside the workspace's own storage."""
+        from .datastore import Datastore
+        return Datastore.get_default(self)
+
     def get_run(self, run_id):
         from .run import Run
         return Run._fetch(self, run_id)

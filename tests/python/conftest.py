@@ -15,10 +15,10 @@ BIN = os.environ.get("KITTIWAKE_BIN", os.path.join(ROOT, "target", "debug", "kit
 class Server:
     """A `kittiwake server` process in its own folder."""
 
-    def __init__(self, folder, port=0, args=()):
+    def __init__(self, folder, port=0, args=(), env=None, stderr=None):
         self.folder = str(folder)
         self.proc = subprocess.Popen([BIN, "server", "--port", str(port), *args], cwd=self.folder,
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, stderr=stderr, env=env, text=True)
         first = self.proc.stdout.readline()
         match = re.search(r"http://[\d.]+:(\d+)", first)
         if not match:

@@ -2,8 +2,6 @@
 //! reports, environments and private wheels, and compute targets.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -11,7 +9,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use futures::{StreamExt, TryStreamExt};
 use kittiwake_auth::Principal;
 use kittiwake_domain::jobs::{DEFAULT_MAX_RUN_DURATION_SECONDS, SNAPSHOT_MAX_BYTES, SnapshotFile};
 use kittiwake_domain::{ComputeTarget, Job, JobDefinition, JobStatus, Tag};
@@ -20,8 +17,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::body::{Upload, download};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Msg, declared_length, required_str};
+use crate::extract::{Msg, required_str};
 use crate::mlflow::wire::RunJson;
 use crate::routes::Routes;
 
@@ -173,42 +171,6 @@ fn job_json(job: &Job) -> Value {
     })
 }
 
-/// A body stream that fails once it passes `limit` bytes, with a flag saying that it did.
-fn limited(
-    body: Body,
-    limit: u64,
-) -> (
-    impl futures::Stream<Item = Result<Bytes, String>> + Unpin + Send,
-    Arc<AtomicBool>,
-) {
-    let over = Arc::new(AtomicBool::new(false));
-    let flag = over.clone();
-    let mut seen = 0u64;
-    let stream = body.into_data_stream().map(move |chunk| {
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        seen += chunk.len() as u64;
-        if seen > limit {
-            flag.store(true, Ordering::Relaxed);
-            return Err("the upload is larger than the limit".to_string());
-        }
-        Ok(chunk)
-    });
-    (Box::pin(stream), over)
-}
-
-fn streamed(
-    size: u64,
-    stream: futures::stream::BoxStream<'static, kittiwake_domain::Result<Bytes>>,
-    content_type: &'static str,
-) -> Response {
-    let body = Body::from_stream(stream.map_err(|e| std::io::Error::other(e.message)));
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    response
-}
-
 #[derive(Deserialize)]
 struct Missing {
     #[serde(default)]
@@ -226,24 +188,18 @@ async fn put_blob(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let too_large = || {
-        ApiError::too_large(format!(
-            "A snapshot file may hold at most {SNAPSHOT_MAX_BYTES} bytes (the whole snapshot's limit)"
-        ))
-    };
-    if declared_length(&headers).is_some_and(|len| len > SNAPSHOT_MAX_BYTES) {
-        return Err(too_large());
-    }
-    let (stream, over) = limited(body, SNAPSHOT_MAX_BYTES);
-    match s.jobs.put_blob(&sha256, stream).await {
-        Err(_) if over.load(Ordering::Relaxed) => Err(too_large()),
-        other => Ok(Json(json!({"size": other?}))),
-    }
+    let (upload, stream) = Upload::start(&headers, body, SNAPSHOT_MAX_BYTES, "Snapshot files")?;
+    let size = s
+        .jobs
+        .put_blob(&sha256, stream)
+        .await
+        .map_err(|e| upload.failed(e))?;
+    Ok(Json(json!({"size": size})))
 }
 
 async fn get_blob(State(s): State<AppState>, Path(sha256): Path<String>) -> ApiResult<Response> {
     let (size, stream) = s.jobs.blob(&sha256).await?;
-    Ok(streamed(size, stream, "application/octet-stream"))
+    Ok(download(size, stream, "application/octet-stream"))
 }
 
 #[derive(Deserialize)]
@@ -492,19 +448,13 @@ async fn put_wheel(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let limit = s.limits.max_artifact_bytes;
-    if declared_length(&headers).is_some_and(|len| len > limit) {
-        return Err(ApiError::too_large(format!(
-            "Wheels larger than {limit} bytes are refused"
-        )));
-    }
-    let (stream, over) = limited(body, limit);
-    match s.jobs.put_wheel(&name, q.exist_ok, stream).await {
-        Err(_) if over.load(Ordering::Relaxed) => Err(ApiError::too_large(format!(
-            "Wheels larger than {limit} bytes are refused"
-        ))),
-        other => Ok(Json(json!({"path": other?}))),
-    }
+    let (upload, stream) = Upload::start(&headers, body, s.limits.max_artifact_bytes, "Wheels")?;
+    let path = s
+        .jobs
+        .put_wheel(&name, q.exist_ok, stream)
+        .await
+        .map_err(|e| upload.failed(e))?;
+    Ok(Json(json!({"path": path})))
 }
 
 async fn get_wheel(
@@ -512,7 +462,7 @@ async fn get_wheel(
     Path((sha256, name)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let (size, stream) = s.jobs.wheel(&sha256, &name).await?;
-    Ok(streamed(size, stream, "application/octet-stream"))
+    Ok(download(size, stream, "application/octet-stream"))
 }
 
 async fn list_computes(State(s): State<AppState>) -> ApiResult<Json<Value>> {

@@ -6,6 +6,8 @@
 //! with the action it performs, and one middleware authenticates the caller and authorizes that
 //! action before any handler runs; `/health` alone is open.
 
+mod body;
+mod data;
 mod error;
 mod extract;
 mod jobs;
@@ -20,6 +22,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use kittiwake_auth::Auth;
+use kittiwake_data::Data;
 use kittiwake_domain::{Error, ErrorKind};
 use kittiwake_jobs::Jobs;
 use kittiwake_tracking::Tracking;
@@ -56,6 +59,7 @@ pub struct WorkspaceInfo {
 pub struct AppState {
     pub tracking: Tracking,
     pub jobs: Jobs,
+    pub data: Data,
     pub auth: Auth,
     pub limits: Limits,
     pub workspace: WorkspaceInfo,
@@ -117,7 +121,8 @@ async fn not_found() -> ApiError {
 }
 
 pub fn router(state: AppState) -> Router {
-    let (api, actions) = jobs::routes(native::routes(mlflow::routes(Routes::new()))).finish();
+    let (api, actions) =
+        data::routes(jobs::routes(native::routes(mlflow::routes(Routes::new())))).finish();
     let guard = Guard {
         auth: state.auth.clone(),
         actions,

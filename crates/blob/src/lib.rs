@@ -1,5 +1,6 @@
-//! The blob store: artifact bytes, behind the `object_store` crate so that a local folder today and
-//! S3 or Azure Blob later are the same code.
+//! The blob store: bytes behind the `object_store` crate, so that a local folder, an S3-compatible
+//! bucket and an Azure Blob container are the same code. The workspace's artifacts live in one;
+//! each registered datastore is another.
 //!
 //! Every path that reaches a store goes through [`ArtifactPath::parse`], which refuses absolute
 //! paths, `..`, empty segments and control characters; on a local folder, writes also refuse to
@@ -87,6 +88,38 @@ impl ArtifactPath {
     }
 }
 
+/// Where an S3-compatible bucket is and how to sign requests to it.
+#[derive(Debug, Clone, Default)]
+pub struct S3Location {
+    pub bucket: String,
+    /// For S3-compatible servers other than AWS, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+}
+
+/// Where an Azure Blob container is and the key or SAS token that opens it.
+#[derive(Debug, Clone, Default)]
+pub struct AzureLocation {
+    pub account: String,
+    pub container: String,
+    pub account_key: Option<String>,
+    pub sas_token: Option<String>,
+    /// For emulators such as Azurite, e.g. `http://127.0.0.1:10000/devstoreaccount1`.
+    pub endpoint: Option<String>,
+}
+
+/// A stored file with what identifies its content without reading it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub path: String,
+    pub size: u64,
+    pub e_tag: Option<String>,
+    pub last_modified_ms: i64,
+}
+
 /// One entry of a directory listing; `size` is `None` for directories.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -96,6 +129,20 @@ pub struct Entry {
 
 /// Parts of a multipart upload are this big; smaller bodies go up in one request.
 const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// Remote stores retry a failing request a few times, for seconds rather than minutes, so that an
+/// unreachable endpoint is reported while someone is waiting for the answer.
+fn retry() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: 3,
+        retry_timeout: std::time::Duration::from_secs(10),
+        ..Default::default()
+    }
+}
+
+fn client_options() -> object_store::ClientOptions {
+    object_store::ClientOptions::new().with_connect_timeout(std::time::Duration::from_secs(5))
+}
 
 #[derive(Clone)]
 pub struct BlobStore {
@@ -116,6 +163,101 @@ impl BlobStore {
             inner: Arc::new(fs),
             local_root: Some(root),
         })
+    }
+
+    /// A blob store on a folder that must already exist (a registered local datastore).
+    pub fn local_existing(root: &Path) -> Result<Self> {
+        if !root.is_dir() {
+            return Err(BlobError::Storage(format!(
+                "{} is not an existing folder",
+                root.display()
+            )));
+        }
+        Self::local(root)
+    }
+
+    /// A blob store on an S3-compatible bucket.
+    pub fn s3(location: &S3Location) -> Result<Self> {
+        let mut builder = object_store::aws::AmazonS3Builder::new()
+            .with_retry(retry())
+            .with_client_options(client_options())
+            .with_bucket_name(&location.bucket)
+            .with_region(location.region.as_deref().unwrap_or("us-east-1"));
+        if let Some(endpoint) = &location.endpoint {
+            builder = builder
+                .with_endpoint(endpoint)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        if let Some(key) = &location.access_key_id {
+            builder = builder.with_access_key_id(key);
+        }
+        if let Some(secret) = &location.secret_access_key {
+            builder = builder.with_secret_access_key(secret);
+        }
+        if let Some(token) = &location.session_token {
+            builder = builder.with_token(token);
+        }
+        Ok(Self {
+            inner: Arc::new(builder.build()?),
+            local_root: None,
+        })
+    }
+
+    /// A blob store on an Azure Blob container.
+    pub fn azure(location: &AzureLocation) -> Result<Self> {
+        let mut builder = object_store::azure::MicrosoftAzureBuilder::new()
+            .with_retry(retry())
+            .with_client_options(client_options())
+            .with_account(&location.account)
+            .with_container_name(&location.container);
+        if let Some(key) = &location.account_key {
+            builder = builder.with_access_key(key);
+        }
+        if let Some(sas) = &location.sas_token {
+            let pairs: Vec<(String, String)> = sas
+                .trim_start_matches('?')
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            builder = builder.with_sas_authorization(pairs);
+        }
+        if let Some(endpoint) = &location.endpoint {
+            builder = builder
+                .with_endpoint(endpoint.clone())
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        Ok(Self {
+            inner: Arc::new(builder.build()?),
+            local_root: None,
+        })
+    }
+
+    /// Every file below `prefix` (recursively), in path order.
+    pub async fn list_all(&self, prefix: &ArtifactPath) -> Result<Vec<ObjectInfo>> {
+        let prefix = (!prefix.is_root()).then(|| prefix.store_path());
+        let mut found: Vec<ObjectInfo> = self
+            .inner
+            .list(prefix.as_ref())
+            .map_ok(|meta| ObjectInfo {
+                path: meta.location.to_string(),
+                size: meta.size,
+                e_tag: meta.e_tag,
+                last_modified_ms: meta.last_modified.timestamp_millis(),
+            })
+            .try_collect()
+            .await?;
+        found.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(found)
+    }
+
+    /// Checks that the store can be reached and read with the credentials it was given.
+    pub async fn check_access(&self) -> Result<()> {
+        let mut listing = self.inner.list(None);
+        match listing.next().await {
+            Some(Err(e)) => Err(e.into()),
+            _ => Ok(()),
+        }
     }
 
     /// On a local folder, refuses a path any existing part of which is a symbolic link, so a link

@@ -31,6 +31,13 @@ pub enum TokenCommand {
 }
 
 #[derive(Subcommand)]
+pub enum SecretsCommand {
+    /// Seal every datastore's credentials with a new key (the old one is kept beside it as
+    /// secrets.key.previous; delete it once no server started before the rotation is running).
+    Rotate,
+}
+
+#[derive(Subcommand)]
 pub enum ExperimentCommand {
     /// List experiments.
     List,
@@ -104,6 +111,17 @@ pub async fn token(command: TokenCommand, data_dir: &Path) -> Result<()> {
         .map_err(|e: kittiwake_domain::Error| anyhow::anyhow!(e.message))?;
     let (store, _) = open_stores(data_dir).await?;
     println!("{}", Auth::new(store).create_token(&name, role).await?);
+    Ok(())
+}
+
+pub async fn secrets(command: SecretsCommand, data_dir: &Path) -> Result<()> {
+    let SecretsCommand::Rotate = command;
+    let (store, blob) = open_stores(data_dir).await?;
+    let secrets = kittiwake_data::secrets::Secrets::open(data_dir)?;
+    let count = kittiwake_data::Data::new(store, blob, secrets)
+        .rotate_key()
+        .await?;
+    println!("Sealed the credentials of {count} datastore(s) with a new key");
     Ok(())
 }
 

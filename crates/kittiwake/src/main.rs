@@ -39,6 +39,19 @@ enum Command {
         )]
         data_dir: PathBuf,
     },
+    /// The key that seals datastore credentials (works on the data directory).
+    Secrets {
+        #[command(subcommand)]
+        command: commands::SecretsCommand,
+        /// The workspace's data directory.
+        #[arg(
+            long,
+            env = "KITTIWAKE_DATA_DIR",
+            default_value = ".kittiwake",
+            global = true
+        )]
+        data_dir: PathBuf,
+    },
     /// Run one submitted job (started by a compute backend; not for people to call).
     #[command(hide = true)]
     Exec {
@@ -127,6 +140,7 @@ fn main() -> ExitCode {
             }
             Command::Server(args) => server::run(args).await,
             Command::Token { command, data_dir } => commands::token(command, &data_dir).await,
+            Command::Secrets { command, data_dir } => commands::secrets(command, &data_dir).await,
             Command::Experiment { command, conn } => commands::experiment(command, conn).await,
             Command::Run { command, conn } => commands::run(command, conn).await,
             Command::Job { command, conn } => jobs::job(command, conn).await,

@@ -13,6 +13,8 @@ use kittiwake_api::{AppState, Limits, WorkspaceInfo};
 use kittiwake_auth::Auth;
 use kittiwake_blob::BlobStore;
 use kittiwake_compute::{LocalBackend, detect_gpus};
+use kittiwake_data::Data;
+use kittiwake_data::secrets::Secrets;
 use kittiwake_jobs::Jobs;
 use kittiwake_store::Store;
 use kittiwake_tracking::Tracking;
@@ -133,6 +135,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         },
     )?;
     let tracking = Tracking::new(store.clone(), blob.clone());
+    let (store_for_data, blob_for_data) = (store.clone(), blob.clone());
     let exe = std::env::current_exe().context("finding the kittiwake binary for job agents")?;
     let backend = LocalBackend::new(exe, data_dir.join("jobs"), data_dir.join("cache"));
     let jobs = Jobs::new(
@@ -154,9 +157,16 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     jobs.register_curated().await?;
     jobs.set_server_url(&url);
     tokio::spawn(jobs.clone().run_scheduler());
+    let data = Data::new(
+        store_for_data,
+        blob_for_data,
+        Secrets::open(&data_dir).context("opening the secrets key")?,
+    );
+    data.ensure_default().await?;
     let state = AppState {
         tracking,
         jobs,
+        data,
         auth,
         limits: Limits::default(),
         workspace,

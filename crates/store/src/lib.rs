@@ -6,6 +6,7 @@
 //! be written. Every write that returns `Ok` is committed, and SQLite runs in WAL mode, so an
 //! acknowledged write survives the server being killed.
 
+mod datastores;
 mod experiments;
 mod jobs;
 mod metrics;
@@ -25,6 +26,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::Mutex;
 
+pub use datastores::StoredDatastore;
 pub use jobs::{JobChange, JobRow, NewJob};
 pub use metrics::{ScalarHistory, decode_points, encode_points};
 pub use models::LoggedModelPatch;

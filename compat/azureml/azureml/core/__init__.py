@@ -11,6 +11,7 @@ Example::
 
 from kittiwake import (
     ComputeTarget,
+    Datastore,
     Environment,
     Experiment,
     Run,
@@ -22,6 +23,7 @@ from kittiwake._errors import UserErrorException
 
 __all__ = [
     "ComputeTarget",
+    "Datastore",
     "Environment",
     "Experiment",
     "Run",

@@ -1,19 +1,16 @@
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use axum::Json;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
-use axum::response::{IntoResponse, Response};
-use futures::{StreamExt, TryStreamExt};
+use axum::http::HeaderMap;
+use axum::response::Response;
 use kittiwake_tracking::PROXY_SCHEME;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::body::{self, Upload};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Msg, declared_length};
+use crate::extract::Msg;
 
 /// Streams a request body into the artifact store, refusing it once it passes the size limit.
 pub async fn upload(
@@ -22,43 +19,18 @@ pub async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
-    let limit = s.limits.max_artifact_bytes;
-    if declared_length(&headers).is_some_and(|len| len > limit) {
-        return Err(ApiError::too_large(format!(
-            "Artifacts larger than {limit} bytes are refused"
-        )));
-    }
-    let over_limit = Arc::new(AtomicBool::new(false));
-    let flag = over_limit.clone();
-    let mut seen = 0u64;
-    let stream = body.into_data_stream().map(move |chunk| {
-        let chunk = chunk.map_err(|e| e.to_string())?;
-        seen += chunk.len() as u64;
-        if seen > limit {
-            flag.store(true, Ordering::Relaxed);
-            return Err("the artifact is larger than the limit".to_string());
-        }
-        Ok::<Bytes, String>(chunk)
-    });
-    match s.tracking.put_artifact(&path, Box::pin(stream)).await {
-        Err(_) if over_limit.load(Ordering::Relaxed) => Err(ApiError::too_large(format!(
-            "Artifacts larger than {limit} bytes are refused"
-        ))),
-        other => other.map(|_| Json(json!({}))).map_err(ApiError::from),
-    }
+    let (upload, stream) = Upload::start(&headers, body, s.limits.max_artifact_bytes, "Artifacts")?;
+    s.tracking
+        .put_artifact(&path, stream)
+        .await
+        .map_err(|e| upload.failed(e))?;
+    Ok(Json(json!({})))
 }
 
 pub async fn download(State(s): State<AppState>, Path(path): Path<String>) -> ApiResult<Response> {
     let file = s.tracking.get_artifact(&path).await?;
     let mime = mime_guess::from_path(&path).first_or_octet_stream();
-    let body = Body::from_stream(file.body.map_err(|e| std::io::Error::other(e.message)));
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(mime.essence_str()) {
-        headers.insert(header::CONTENT_TYPE, v);
-    }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(file.size));
-    Ok(response)
+    Ok(body::download(file.size, file.body, mime.essence_str()))
 }
 
 pub async fn delete(State(s): State<AppState>, Path(path): Path<String>) -> ApiResult<Json<Value>> {

@@ -1,0 +1,5 @@
+"""``azureml.core.datastore``."""
+
+from kittiwake.datastore import Datastore
+
+__all__ = ["Datastore"]

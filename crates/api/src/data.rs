@@ -1,0 +1,166 @@
+//! Datastores over HTTP: register, list and show them (never with their credentials), and move
+//! files in and out of them.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
+use kittiwake_data::{DatastoreKind, DatastoreView};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::body::{Upload, download};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Msg, required_str};
+use crate::routes::Routes;
+
+pub fn routes(r: Routes) -> Routes {
+    let v1 = "/api/kittiwake/v1/datastores";
+    let read = "datastores/read";
+    let write = "datastores/write";
+    r.add(Method::GET, v1, read, list)
+        .add(Method::POST, v1, write, register)
+        .add(Method::GET, &format!("{v1}/{{name}}"), read, show)
+        .add(
+            Method::GET,
+            &format!("{v1}/{{name}}/list"),
+            read,
+            list_files,
+        )
+        .add(
+            Method::PUT,
+            &format!("{v1}/{{name}}/files/{{*path}}"),
+            write,
+            upload,
+        )
+        .add(
+            Method::GET,
+            &format!("{v1}/{{name}}/files/{{*path}}"),
+            read,
+            download_file,
+        )
+}
+
+fn view_json(d: &DatastoreView) -> Value {
+    json!({
+        "name": d.name,
+        "datastore_type": d.datastore_type,
+        "settings": d.settings,
+        "has_credentials": d.has_credentials,
+        "created_at": d.created_at,
+    })
+}
+
+async fn list(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let all = s.data.datastores().await?;
+    Ok(Json(
+        json!({"datastores": all.iter().map(view_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn show(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    Ok(Json(view_json(&s.data.datastore(&name).await?)))
+}
+
+#[derive(Deserialize)]
+struct Register {
+    name: Option<String>,
+    datastore_type: Option<String>,
+    #[serde(default)]
+    overwrite: bool,
+    path: Option<String>,
+    bucket: Option<String>,
+    endpoint: Option<String>,
+    region: Option<String>,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    account_name: Option<String>,
+    container_name: Option<String>,
+    account_key: Option<String>,
+    sas_token: Option<String>,
+}
+
+async fn register(State(s): State<AppState>, Msg(m): Msg<Register>) -> ApiResult<Json<Value>> {
+    let name = required_str(&m.name, "name")?;
+    let kind = match required_str(&m.datastore_type, "datastore_type")? {
+        "LocalFolder" => DatastoreKind::LocalFolder {
+            path: required_str(&m.path, "path")?.to_string(),
+        },
+        "S3" => DatastoreKind::S3 {
+            bucket: required_str(&m.bucket, "bucket")?.to_string(),
+            endpoint: m.endpoint,
+            region: m.region,
+            access_key_id: m.access_key_id,
+            secret_access_key: m.secret_access_key,
+        },
+        "AzureBlob" => DatastoreKind::AzureBlob {
+            account_name: required_str(&m.account_name, "account_name")?.to_string(),
+            container_name: required_str(&m.container_name, "container_name")?.to_string(),
+            endpoint: m.endpoint,
+            account_key: m.account_key,
+            sas_token: m.sas_token,
+        },
+        other => {
+            return Err(ApiError::invalid(format!(
+                "Unknown datastore_type '{other}': expected LocalFolder, S3 or AzureBlob"
+            )));
+        }
+    };
+    let view = s.data.register(name, kind, m.overwrite).await?;
+    Ok(Json(view_json(&view)))
+}
+
+#[derive(Deserialize)]
+struct Prefix {
+    #[serde(default)]
+    prefix: String,
+}
+
+async fn list_files(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<Prefix>,
+) -> ApiResult<Json<Value>> {
+    let files = s.data.list(&name, &q.prefix).await?;
+    Ok(Json(json!({"files": files.iter().map(|f| json!({
+        "path": f.path,
+        "size": f.size,
+        "e_tag": f.e_tag,
+        "last_modified": f.last_modified_ms,
+    })).collect::<Vec<_>>()})))
+}
+
+#[derive(Deserialize)]
+struct Overwrite {
+    #[serde(default)]
+    overwrite: bool,
+}
+
+async fn upload(
+    State(s): State<AppState>,
+    Path((name, path)): Path<(String, String)>,
+    Query(q): Query<Overwrite>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let (upload, stream) = Upload::start(&headers, body, s.limits.max_artifact_bytes, "Files")?;
+    match s
+        .data
+        .upload(&name, &path, q.overwrite, stream)
+        .await
+        .map_err(|e| upload.failed(e))?
+    {
+        Some(size) => Ok(Json(json!({"size": size, "skipped": false}))),
+        None => Ok(Json(json!({"skipped": true}))),
+    }
+}
+
+async fn download_file(
+    State(s): State<AppState>,
+    Path((name, path)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let (size, stream) = s.data.download(&name, &path).await?;
+    Ok(download(size, stream, "application/octet-stream"))
+}
