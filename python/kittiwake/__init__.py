@@ -19,6 +19,7 @@ from ._errors import (
 )
 from .compute import ComputeTarget, ComputeTargetException, LocalCompute
 from .conda_dependencies import CondaDependencies
+from .dataset import Dataset, DatasetChangedError, DatasetChangedWarning
 from .datastore import Datastore
 from .environment import Environment
 from .experiment import Experiment
@@ -31,6 +32,9 @@ __all__ = [
     "ComputeTarget",
     "ComputeTargetException",
     "CondaDependencies",
+    "Dataset",
+    "DatasetChangedError",
+    "DatasetChangedWarning",
     "Datastore",
     "Environment",
     "Experiment",

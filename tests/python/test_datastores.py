@@ -10,6 +10,8 @@ import urllib.request
 
 import pytest
 
+from files import write_tree
+
 from conftest import BIN, Server
 
 SECRET = "kw-secret-key-do-not-leak-1234567890"
@@ -42,15 +44,6 @@ def s3():
     yield url
     proc.kill()
     proc.wait()
-
-
-def write_tree(root, files):
-    for rel, text in files.items():
-        path = os.path.join(str(root), rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(text)
-    return str(root)
 
 
 def test_default_datastore_uploads_lists_and_downloads(ws, tmp_path):

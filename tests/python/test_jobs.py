@@ -3,22 +3,13 @@
 import os
 import signal
 import sys
-import textwrap
 import time
 
 import pytest
 
 from conftest import Server
+from files import write_tree as write
 from wheels import build_wheel
-
-
-def write(folder, files):
-    for rel, text in files.items():
-        path = os.path.join(str(folder), rel)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write(textwrap.dedent(text))
-    return str(folder)
 
 
 def wait_for_status(run, wanted, timeout=30):

@@ -6,7 +6,9 @@ use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
-use kittiwake_data::{DatastoreKind, DatastoreView};
+use std::collections::BTreeMap;
+
+use kittiwake_data::{DatasetDefinition, DatasetVersion, DatastoreKind, DatastoreView};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -17,6 +19,28 @@ use crate::extract::{Msg, required_str};
 use crate::routes::Routes;
 
 pub fn routes(r: Routes) -> Routes {
+    let sets = "/api/kittiwake/v1/datasets";
+    let r = r
+        .add(
+            Method::POST,
+            &format!("{sets}/resolve"),
+            "datasets/read",
+            resolve_dataset,
+        )
+        .add(Method::POST, sets, "datasets/write", register_dataset)
+        .add(Method::GET, sets, "datasets/read", list_datasets)
+        .add(
+            Method::GET,
+            &format!("{sets}/{{name}}"),
+            "datasets/read",
+            get_dataset,
+        )
+        .add(
+            Method::GET,
+            &format!("{sets}/{{name}}/versions/{{version}}/changes"),
+            "datasets/read",
+            dataset_changes,
+        );
     let v1 = "/api/kittiwake/v1/datastores";
     let read = "datastores/read";
     let write = "datastores/write";
@@ -163,4 +187,115 @@ async fn download_file(
 ) -> ApiResult<Response> {
     let (size, stream) = s.data.download(&name, &path).await?;
     Ok(download(size, stream, "application/octet-stream"))
+}
+
+fn dataset_json(d: &DatasetVersion) -> Value {
+    json!({
+        "name": d.name,
+        "version": d.version,
+        "description": d.description,
+        "tags": d.tags,
+        "dataset_type": d.definition.dataset_type,
+        "definition": d.definition,
+        "files": d.files,
+        "fingerprint": d.fingerprint,
+        "file_count": d.files.len(),
+        "total_bytes": d.total_bytes,
+        "created_at": d.created_at,
+    })
+}
+
+#[derive(Deserialize)]
+struct Resolve {
+    definition: Option<DatasetDefinition>,
+}
+
+async fn resolve_dataset(
+    State(s): State<AppState>,
+    Msg(m): Msg<Resolve>,
+) -> ApiResult<Json<Value>> {
+    let definition = m
+        .definition
+        .ok_or_else(|| ApiError::invalid("Missing value for required parameter 'definition'"))?;
+    let files = s.data.resolve_files(&definition).await?;
+    let total: u64 = files.iter().map(|f| f.size).sum();
+    Ok(Json(json!({"files": files, "total_bytes": total})))
+}
+
+#[derive(Deserialize)]
+struct RegisterDataset {
+    name: Option<String>,
+    definition: Option<DatasetDefinition>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    create_new_version: bool,
+}
+
+async fn register_dataset(
+    State(s): State<AppState>,
+    Msg(m): Msg<RegisterDataset>,
+) -> ApiResult<Json<Value>> {
+    let definition = m
+        .definition
+        .ok_or_else(|| ApiError::invalid("Missing value for required parameter 'definition'"))?;
+    let version = s
+        .data
+        .register_dataset(
+            required_str(&m.name, "name")?,
+            definition,
+            &m.description,
+            m.tags,
+            m.create_new_version,
+        )
+        .await?;
+    Ok(Json(dataset_json(&version)))
+}
+
+async fn list_datasets(State(s): State<AppState>) -> ApiResult<Json<Value>> {
+    let all = s.data.datasets().await?;
+    Ok(Json(
+        json!({"datasets": all.iter().map(dataset_json).collect::<Vec<_>>()}),
+    ))
+}
+
+#[derive(Deserialize)]
+struct VersionQuery {
+    version: Option<String>,
+}
+
+fn parse_version(v: Option<&str>) -> ApiResult<Option<i64>> {
+    match v.filter(|v| !v.is_empty() && *v != "latest") {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            ApiError::invalid(format!(
+                "Invalid dataset version '{v}': expected a number or 'latest'"
+            ))
+        }),
+    }
+}
+
+async fn get_dataset(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<VersionQuery>,
+) -> ApiResult<Json<Value>> {
+    let version = parse_version(q.version.as_deref())?;
+    Ok(Json(dataset_json(&s.data.dataset(&name, version).await?)))
+}
+
+async fn dataset_changes(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let version = s
+        .data
+        .dataset(&name, parse_version(Some(&version))?)
+        .await?;
+    let changes = s.data.dataset_changes(&version).await?;
+    Ok(Json(
+        json!({"name": version.name, "version": version.version, "changes": changes}),
+    ))
 }

@@ -127,11 +127,11 @@ pub struct DatastoreView {
 
 #[derive(Clone)]
 pub struct Data {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    store: Store,
+pub(crate) struct Inner {
+    pub(crate) store: Store,
     workspace_blob: BlobStore,
     secrets: Secrets,
     /// Opened datastores by name, so a request does not rebuild a client.

@@ -6,6 +6,7 @@
 //! be written. Every write that returns `Ok` is committed, and SQLite runs in WAL mode, so an
 //! acknowledged write survives the server being killed.
 
+mod datasets;
 mod datastores;
 mod experiments;
 mod jobs;
@@ -26,6 +27,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::Mutex;
 
+pub use datasets::StoredDataset;
 pub use datastores::StoredDatastore;
 pub use jobs::{JobChange, JobRow, NewJob};
 pub use metrics::{ScalarHistory, decode_points, encode_points};

@@ -11,6 +11,7 @@ Example::
 
 from kittiwake import (
     ComputeTarget,
+    Dataset,
     Datastore,
     Environment,
     Experiment,
@@ -23,6 +24,7 @@ from kittiwake._errors import UserErrorException
 
 __all__ = [
     "ComputeTarget",
+    "Dataset",
     "Datastore",
     "Environment",
     "Experiment",

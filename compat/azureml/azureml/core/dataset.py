@@ -1,0 +1,5 @@
+"""``azureml.core.dataset``."""
+
+from kittiwake.dataset import Dataset
+
+__all__ = ["Dataset"]
