@@ -19,7 +19,7 @@ from ._errors import (
 )
 from .compute import ComputeTarget, ComputeTargetException, LocalCompute
 from .conda_dependencies import CondaDependencies
-from .dataset import Dataset, DatasetChangedError, DatasetChangedWarning
+from .dataset import Dataset, DatasetChangedError, DatasetChangedWarning, OutputFileDatasetConfig
 from .datastore import Datastore
 from .environment import Environment
 from .experiment import Experiment
@@ -41,6 +41,7 @@ __all__ = [
     "KittiwakeError",
     "LocalCompute",
     "LoggingError",
+    "OutputFileDatasetConfig",
     "Run",
     "RunConfiguration",
     "ScriptRunConfig",

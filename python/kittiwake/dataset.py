@@ -161,6 +161,14 @@ class _Dataset:
         """This dataset as input ``name`` of a run (see ``DatasetConsumptionConfig``)."""
         return DatasetConsumptionConfig(name, self)
 
+    def runs(self):
+        """The runs that read or wrote this version: ``[{"run_id", "direction", "name"}]``."""
+        if self._doc is None:
+            raise UserErrorException("Only a registered dataset has lineage; register it first")
+        doc = self._workspace._session.call("GET", "%s/%s/versions/%s/runs" % (
+            _V1, urllib.parse.quote(self.name, safe=""), self.version))
+        return [{"run_id": r["run_id"], "direction": r["direction"], "name": r["name"]} for r in doc["runs"]]
+
 
 class FileDataset(_Dataset):
     """Files in datastores, read as files."""
@@ -212,8 +220,60 @@ class DatasetConsumptionConfig:
     def as_mount(self, path_on_compute=None):
         return DatasetConsumptionConfig(self.name, self.dataset, "mount", path_on_compute)
 
+    def _spec(self):
+        spec = {"name": self.name, "mode": self.mode, "path_on_compute": self.path_on_compute,
+                "fail_on_change": self.dataset._on_change == "fail"}
+        if self.dataset._doc is not None:
+            spec["dataset"] = {"name": self.dataset.name, "version": self.dataset.version}
+        else:
+            spec["definition"] = self.dataset._definition
+        return spec
+
+    def _placeholder(self):
+        return "DatasetConsumptionConfig:" + self.name
+
     def __repr__(self):
         return "DatasetConsumptionConfig(%s, %r, mode=%s)" % (self.name, self.dataset, self.mode)
+
+
+class OutputFileDatasetConfig:
+    """A folder a run writes, uploaded when the run ends to ``destination`` — a ``(datastore,
+    path)`` tuple, by default ``(workspaceblobstore, "dataset/{run-id}/{output-name}")`` — and, with
+    ``register_on_complete``, registered as a new version of a dataset.
+
+    Example::
+
+        prepared = OutputFileDatasetConfig("prepared").register_on_complete("prepared-data")
+        config = ScriptRunConfig(source_directory=".", script="prep.py", arguments=["--out", prepared])
+    """
+
+    def __init__(self, name=None, destination=None, source=None, partition_format=None):
+        import uuid
+        self.name = name or "output_" + uuid.uuid4().hex[:8]
+        self.destination = destination
+        self.register_as = None
+
+    def register_on_complete(self, name, description=None, tags=None):
+        out = copy.copy(self)
+        out.register_as = name
+        return out
+
+    def as_upload(self, overwrite=False, source_globs=None):
+        return self
+
+    def as_mount(self):
+        return self
+
+    def _spec(self):
+        store, path = self.destination or ("workspaceblobstore", "dataset/{run-id}/{output-name}")
+        return {"name": self.name, "datastore": getattr(store, "name", store), "destination": path,
+                "register_as": self.register_as}
+
+    def _placeholder(self):
+        return "DatasetOutputConfig:" + self.name
+
+    def __repr__(self):
+        return "OutputFileDatasetConfig(%s)" % self.name
 
 
 def _from_doc(workspace, doc, on_change="warn"):
@@ -300,4 +360,4 @@ class Dataset:
 
 
 __all__ = ["Dataset", "DatasetChangedError", "DatasetChangedWarning", "DatasetConsumptionConfig",
-           "FileDataset", "TabularDataset"]
+           "FileDataset", "OutputFileDatasetConfig", "TabularDataset"]

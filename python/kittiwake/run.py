@@ -1,6 +1,7 @@
 """Runs: one execution of training code, with its metrics, files, tags and properties."""
 
 import io
+import json
 import mimetypes
 import os
 import sys
@@ -205,6 +206,10 @@ class Run:
             "outputDatasets": [],
             "logFiles": {},
         }
+        for edge in self._lineage():
+            entry = {"dataset": {"name": edge["dataset_name"], "version": edge["dataset_version"]},
+                     "name": edge["name"]}
+            details["inputDatasets" if edge["direction"] == "input" else "outputDatasets"].append(entry)
         job = self._job_doc()
         if job is not None:
             details.update({
@@ -230,6 +235,28 @@ class Run:
             if job.get("failure_reason") and job["status"] != "Completed":
                 details["error"] = {"error": {"message": job["failure_reason"]}}
         return details
+
+    # datasets ------------------------------------------------------------------------------
+
+    def _own_variable(self, name):
+        # Only the run a script was started for has its inputs on this machine.
+        if os.environ.get("AZUREML_RUN_ID") != self.id:
+            return {}
+        return json.loads(os.environ.get(name) or "{}")
+
+    @property
+    def input_datasets(self):
+        """Inside a submitted script: each input's name and the local folder holding its files."""
+        return self._own_variable("KITTIWAKE_INPUT_DATASETS")
+
+    @property
+    def output_datasets(self):
+        """Inside a submitted script: each output's name and the folder to write it into."""
+        return self._own_variable("KITTIWAKE_OUTPUT_DATASETS")
+
+    def _lineage(self):
+        doc = self._session.call("GET", "/api/kittiwake/v1/runs/%s/datasets" % self.id)
+        return doc["datasets"]
 
     # submitted runs -----------------------------------------------------------------------
 

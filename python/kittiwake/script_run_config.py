@@ -23,6 +23,7 @@ class RunConfiguration:
         if conda_dependencies is not None:
             self.environment.python.conda_dependencies = conda_dependencies
         self.environment_variables = {}
+        self.data = {}
         self.max_run_duration_seconds = ScriptRunConfig.MAX_DURATION_SECONDS_DEFAULT
         self.node_count = 1
 
@@ -35,6 +36,8 @@ def _argument(value, index):
     # AzureML passes numbers and booleans on as their text; anything else has no command-line form.
     if isinstance(value, str):
         return value
+    if hasattr(value, "_placeholder"):
+        return value._placeholder()
     if isinstance(value, (bool, int, float)):
         return str(value)
     raise UserErrorException("Argument %d is a %s (%r); arguments must be strings or numbers"
@@ -103,6 +106,18 @@ class ScriptRunConfig:
         rel = os.path.relpath(full, root).replace(os.sep, "/")
         return rel, [_argument(a, i) for i, a in enumerate(args)]
 
+    def _inputs_and_outputs(self):
+        """The dataset inputs and outputs named in the arguments (and ``run_config.data``)."""
+        from .dataset import DatasetConsumptionConfig, OutputFileDatasetConfig
+        inputs, outputs = {}, {}
+        items = list(self.arguments) + list(getattr(self.run_config, "data", {}).values())
+        for item in items:
+            if isinstance(item, DatasetConsumptionConfig):
+                inputs[item.name] = item._spec()
+            elif isinstance(item, OutputFileDatasetConfig):
+                outputs[item.name] = item._spec()
+        return list(inputs.values()), list(outputs.values())
+
     def _submit(self, experiment, tags=None, display_name=None):
         from .run import Run
         session = experiment.workspace._session
@@ -111,6 +126,7 @@ class ScriptRunConfig:
         target = getattr(target, "name", target) or "local"
         env = None if self._default_environment else self.run_config.environment._serialize()
         variables = {str(k): str(v) for k, v in (self.run_config.environment_variables or {}).items()}
+        inputs, outputs = self._inputs_and_outputs()
         snapshot_id = _snapshot.take(session, self.source_directory)
         body = {
             "experiment_name": experiment.name,
@@ -122,6 +138,8 @@ class ScriptRunConfig:
             "environment_variables": variables,
             "max_run_duration_seconds": int(self.run_config.max_run_duration_seconds),
             "gpu_count": self.gpu_count,
+            "inputs": inputs,
+            "outputs": outputs,
             "tags": {str(k): "" if v is None else str(v) for k, v in (tags or {}).items()},
         }
         if display_name:

@@ -91,3 +91,47 @@ def test_bad_dataset_requests_are_refused_with_the_reason(ws, datastore, tmp_pat
         Dataset.File.from_files(path=[(ds, "../escape/*.csv")])
     with pytest.raises(UserErrorException, match="tuples"):
         Dataset.File.from_files(path=["x.csv"])
+
+
+def test_a_run_reads_a_tabular_dataset_writes_an_output_and_lineage_records_both(ws, datastore, tmp_path):
+    from azureml.core import Dataset, Experiment, ScriptRunConfig
+    from azureml.data import OutputFileDatasetConfig
+    ds, root = datastore
+    name = "monthly-" + tmp_path.name
+    table = Dataset.Tabular.from_delimited_files(path=[(ds, root + "/2026/*/*.csv")]).register(ws, name)
+    scripts = write_tree(tmp_path / "scripts", {"count.py": """
+        import csv, os, sys
+        from azureml.core import Run
+        run = Run.get_context()
+        folder = run.input_datasets["monthly"]
+        assert sys.argv[2] == folder, (sys.argv, folder)
+        assert os.environ["monthly"] == folder
+        rows = 0
+        for name in sorted(os.listdir(folder)):
+            for sub in sorted(os.listdir(os.path.join(folder, name))):
+                with open(os.path.join(folder, name, sub)) as f:
+                    rows += len(list(csv.DictReader(f)))
+        print("rows", rows)
+        run.log("rows", rows)
+        with open(os.path.join(sys.argv[4], "summary.txt"), "w") as f:
+            f.write("rows=%d" % rows)
+        """})
+    summary = OutputFileDatasetConfig("summary").register_on_complete("summary-" + tmp_path.name)
+    config = ScriptRunConfig(source_directory=scripts, script="count.py",
+                             arguments=["--data", table.as_named_input("monthly").as_download(),
+                                        "--out", summary])
+    run = Experiment(ws, "dataset-runs").submit(config)
+    details = run.wait_for_completion(raise_on_error=False)
+    log = open(run.get_all_logs(str(tmp_path / "logs"))[0]).read()
+    assert details["status"] == "Completed", log
+    assert "rows 3" in log and "Input 'monthly': 2 file(s) of dataset %s version 1" % name in log
+    assert run.get_metrics()["rows"] == 3
+    assert details["inputDatasets"] == [{"dataset": {"name": name, "version": 1}, "name": "monthly"}]
+    assert details["outputDatasets"] == [
+        {"dataset": {"name": "summary-" + tmp_path.name, "version": 1}, "name": "summary"}]
+    assert Dataset.get_by_name(ws, name).runs() == [{"run_id": run.id, "direction": "input", "name": "monthly"}]
+    produced = Dataset.get_by_name(ws, "summary-" + tmp_path.name)
+    assert produced.runs() == [{"run_id": run.id, "direction": "output", "name": "summary"}]
+    assert produced.to_path() == ["/summary.txt"]
+    produced.download(str(tmp_path / "summary"))
+    assert open(tmp_path / "summary" / "summary.txt").read() == "rows=3"

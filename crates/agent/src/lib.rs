@@ -20,7 +20,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kittiwake_domain::jobs::SnapshotFile;
+use kittiwake_domain::jobs::{SnapshotFile, check_relative_path};
 use kittiwake_domain::{Job, JobDefinition, JobStatus};
 use kittiwake_environments::{Interpreter, build::Builder, resolve};
 use nix::sys::signal::{Signal, killpg};
@@ -235,7 +235,11 @@ impl Context {
             p = self.prepare() => p,
             _ = cancel.wait_for(|c| *c) => return (JobStatus::Canceled, Some("Canceled while preparing".into()), None),
         };
-        let (program, env) = match prepared {
+        let Prepared {
+            program,
+            env,
+            arguments,
+        } = match prepared {
             Ok(p) => p,
             Err(why) => {
                 self.log.line(&format!("Preparing failed: {why}"));
@@ -259,7 +263,7 @@ impl Context {
         }
         let mut child = match command
             .arg(&d.script)
-            .args(&d.arguments)
+            .args(&arguments)
             .current_dir(&self.args.work_dir)
             .envs(&env)
             .env_remove("KITTIWAKE_RUN_TOKEN")
@@ -331,6 +335,10 @@ impl Context {
         reporter.report(JobStatus::Finalizing);
         self.upload_dir("logs", &mut uploaded).await;
         self.upload_dir("outputs", &mut uploaded).await;
+        if let Err(e) = self.upload_output_datasets().await {
+            self.log.line(&e);
+            return (JobStatus::Failed, Some(e), None);
+        }
         match ending {
             Ending::Exited(0) => (JobStatus::Completed, None, Some(0)),
             Ending::Exited(code) => {
@@ -366,7 +374,7 @@ impl Context {
     }
 
     /// Lays out the snapshot and the environment; returns the interpreter and the variables.
-    async fn prepare(&self) -> Result<(PathBuf, BTreeMap<String, String>), String> {
+    async fn prepare(&self) -> Result<Prepared, String> {
         let d = &self.job.definition;
         workdir::materialise(
             &self.server,
@@ -379,6 +387,7 @@ impl Context {
             std::fs::create_dir_all(self.args.work_dir.join(dir))
                 .map_err(|e| format!("creating ./{dir}: {e}"))?;
         }
+        let io = self.lay_out_inputs_and_outputs().await?;
         let resolved = resolve(&d.environment).map_err(|e| e.message)?;
         for note in &resolved.notes {
             self.log.line(note);
@@ -443,9 +452,151 @@ impl Context {
                 list.join(",")
             ));
         }
+        env.extend(io.variables);
         env.extend(resolved.variables);
         env.extend(d.environment_variables.clone());
-        Ok((program, env))
+        // AzureML passes inputs and outputs in arguments as placeholders; they become local paths.
+        let arguments = d
+            .arguments
+            .iter()
+            .map(|a| {
+                io.placeholders
+                    .iter()
+                    .find(|(placeholder, _)| placeholder == a)
+                    .map_or_else(|| a.clone(), |(_, path)| path.clone())
+            })
+            .collect();
+        Ok(Prepared {
+            program,
+            env,
+            arguments,
+        })
+    }
+
+    /// Downloads each input's files into its folder (read-only) and makes each output's folder;
+    /// returns the variables and argument placeholders that name them.
+    async fn lay_out_inputs_and_outputs(&self) -> Result<Io, String> {
+        let mut io = Io::default();
+        let mut inputs = serde_json::Map::new();
+        let mut outputs = serde_json::Map::new();
+        for input in &self.job.definition.inputs {
+            let rel = input
+                .path_on_compute
+                .clone()
+                .unwrap_or_else(|| format!("inputs/{}", input.name));
+            let folder = self.args.work_dir.join(rel.trim_end_matches('/'));
+            for f in &input.files {
+                check_relative_path(&f.relative).map_err(|e| e.message)?;
+                let target = folder.join(&f.relative);
+                let url = format!(
+                    "/api/kittiwake/v1/datastores/{}/files/{}",
+                    encode_path(&f.datastore),
+                    encode_path(&f.path)
+                );
+                let data = self
+                    .server
+                    .call(Method::GET, &url, None, "")
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "downloading {}:{} for input '{}': {e}",
+                            f.datastore, f.path, input.name
+                        )
+                    })?;
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+                }
+                std::fs::write(&target, &data)
+                    .map_err(|e| format!("writing {}: {e}", target.display()))?;
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o444));
+            }
+            std::fs::create_dir_all(&folder)
+                .map_err(|e| format!("creating {}: {e}", folder.display()))?;
+            let what = match &input.dataset {
+                Some((name, version)) => format!("dataset {name} version {version}"),
+                None => "an unregistered dataset".to_string(),
+            };
+            self.log.line(&format!(
+                "Input '{}': {} file(s) of {what} in {rel}",
+                input.name,
+                input.files.len()
+            ));
+            for change in &input.changes {
+                self.log.line(&format!(
+                    "WARNING: input '{}' {change} since it was registered",
+                    input.name
+                ));
+            }
+            let path = folder.display().to_string();
+            io.variables.insert(input.name.clone(), path.clone());
+            io.variables.insert(
+                format!("AZUREML_DATAREFERENCE_{}", input.name),
+                path.clone(),
+            );
+            io.placeholders.push((
+                format!("DatasetConsumptionConfig:{}", input.name),
+                path.clone(),
+            ));
+            inputs.insert(input.name.clone(), Value::String(path));
+        }
+        for output in &self.job.definition.outputs {
+            let folder = self.output_folder(&output.name);
+            std::fs::create_dir_all(&folder)
+                .map_err(|e| format!("creating {}: {e}", folder.display()))?;
+            let path = folder.display().to_string();
+            io.variables.insert(output.name.clone(), path.clone());
+            io.placeholders
+                .push((format!("DatasetOutputConfig:{}", output.name), path.clone()));
+            outputs.insert(output.name.clone(), Value::String(path));
+        }
+        io.variables.insert(
+            "KITTIWAKE_INPUT_DATASETS".into(),
+            Value::Object(inputs).to_string(),
+        );
+        io.variables.insert(
+            "KITTIWAKE_OUTPUT_DATASETS".into(),
+            Value::Object(outputs).to_string(),
+        );
+        Ok(io)
+    }
+
+    fn output_folder(&self, name: &str) -> PathBuf {
+        self.args.work_dir.join("output_datasets").join(name)
+    }
+
+    /// Uploads each output folder to its datastore destination.
+    async fn upload_output_datasets(&self) -> Result<(), String> {
+        for output in &self.job.definition.outputs {
+            let folder = self.output_folder(&output.name);
+            let destination = output.destination_for(&self.job.run_id);
+            let files = workdir::files_below(&folder);
+            for path in &files {
+                let Ok(rel) = path.strip_prefix(&folder) else {
+                    continue;
+                };
+                let target = format!("{destination}/{}", rel.to_string_lossy().replace('\\', "/"));
+                let url = format!(
+                    "/api/kittiwake/v1/datastores/{}/files/{}?overwrite=true",
+                    encode_path(&output.datastore),
+                    encode_path(&target)
+                );
+                self.put_file(path, &url).await.map_err(|e| {
+                    format!(
+                        "uploading output '{}' to {}: {e}",
+                        output.name, output.datastore
+                    )
+                })?;
+            }
+            self.log.line(&format!(
+                "Output '{}': {} file(s) uploaded to {}:/{destination}",
+                output.name,
+                files.len(),
+                output.datastore
+            ));
+        }
+        Ok(())
     }
 
     /// Uploads the files of `./<dir>` that changed since the last upload.
@@ -477,24 +628,21 @@ impl Context {
     }
 
     async fn upload_file(&self, path: &Path, name: &str) -> Result<(), String> {
-        let data = tokio::fs::read(path).await.map_err(|e| e.to_string())?;
-        let encoded: Vec<String> = name
-            .split('/')
-            .map(|s| {
-                url::form_urlencoded::byte_serialize(s.as_bytes())
-                    .collect::<String>()
-                    .replace('+', "%20")
-            })
-            .collect();
         let target = format!(
             "/api/2.0/mlflow-artifacts/artifacts/{}/{}",
             self.artifact_root,
-            encoded.join("/")
+            encode_path(name)
         );
+        self.put_file(path, &target).await
+    }
+
+    /// Sends a local file's bytes to `url` on the server.
+    async fn put_file(&self, path: &Path, url: &str) -> Result<(), String> {
+        let data = tokio::fs::read(path).await.map_err(|e| e.to_string())?;
         self.server
             .call(
                 Method::PUT,
-                &target,
+                url,
                 Some(data.into()),
                 "application/octet-stream",
             )
@@ -502,6 +650,32 @@ impl Context {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+}
+
+/// The script's interpreter, variables and arguments, ready to start.
+struct Prepared {
+    program: PathBuf,
+    env: BTreeMap<String, String>,
+    arguments: Vec<String>,
+}
+
+/// Variables and argument placeholders for a job's inputs and outputs.
+#[derive(Default)]
+struct Io {
+    variables: BTreeMap<String, String>,
+    placeholders: Vec<(String, String)>,
+}
+
+/// A path with each segment percent-encoded for a URL.
+fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|s| {
+            url::form_urlencoded::byte_serialize(s.as_bytes())
+                .collect::<String>()
+                .replace('+', "%20")
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Copies a stream of the script's output into the log; keeps the last bytes of stderr.

@@ -40,6 +40,18 @@ pub fn routes(r: Routes) -> Routes {
             &format!("{sets}/{{name}}/versions/{{version}}/changes"),
             "datasets/read",
             dataset_changes,
+        )
+        .add(
+            Method::GET,
+            &format!("{sets}/{{name}}/versions/{{version}}/runs"),
+            "datasets/read",
+            dataset_runs,
+        )
+        .add(
+            Method::GET,
+            "/api/kittiwake/v1/runs/{run_id}/datasets",
+            "datasets/read",
+            run_datasets,
         );
     let v1 = "/api/kittiwake/v1/datastores";
     let read = "datastores/read";
@@ -286,16 +298,48 @@ async fn get_dataset(
     Ok(Json(dataset_json(&s.data.dataset(&name, version).await?)))
 }
 
+async fn dataset_version(s: &AppState, name: &str, version: &str) -> ApiResult<DatasetVersion> {
+    Ok(s.data.dataset(name, parse_version(Some(version))?).await?)
+}
+
 async fn dataset_changes(
     State(s): State<AppState>,
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let version = s
-        .data
-        .dataset(&name, parse_version(Some(&version))?)
-        .await?;
+    let version = dataset_version(&s, &name, &version).await?;
     let changes = s.data.dataset_changes(&version).await?;
     Ok(Json(
         json!({"name": version.name, "version": version.version, "changes": changes}),
+    ))
+}
+
+fn lineage_json(l: &kittiwake_store::Lineage) -> Value {
+    json!({
+        "run_id": l.run_id,
+        "dataset_name": l.dataset_name,
+        "dataset_version": l.dataset_version,
+        "direction": l.direction,
+        "name": l.io_name,
+    })
+}
+
+async fn dataset_runs(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let version = dataset_version(&s, &name, &version).await?;
+    let runs = s.data.runs_of_dataset(&name, version.version).await?;
+    Ok(Json(
+        json!({"runs": runs.iter().map(lineage_json).collect::<Vec<_>>()}),
+    ))
+}
+
+async fn run_datasets(
+    State(s): State<AppState>,
+    Path(run_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let datasets = s.data.datasets_of_run(&run_id).await?;
+    Ok(Json(
+        json!({"datasets": datasets.iter().map(lineage_json).collect::<Vec<_>>()}),
     ))
 }

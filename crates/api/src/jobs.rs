@@ -10,9 +10,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use kittiwake_auth::Principal;
+use kittiwake_data::DatasetDefinition;
 use kittiwake_domain::jobs::{DEFAULT_MAX_RUN_DURATION_SECONDS, SNAPSHOT_MAX_BYTES, SnapshotFile};
-use kittiwake_domain::{ComputeTarget, Job, JobDefinition, JobStatus, Tag};
-use kittiwake_jobs::Submission;
+use kittiwake_domain::{ComputeTarget, Job, JobDefinition, JobOutput, JobStatus, Tag};
+use kittiwake_jobs::{InputRequest, InputSource, Submission};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -239,6 +240,33 @@ struct Submit {
     max_run_duration_seconds: Option<i64>,
     #[serde(default)]
     gpu_count: u32,
+    #[serde(default)]
+    inputs: Vec<InputIn>,
+    #[serde(default)]
+    outputs: Vec<JobOutput>,
+}
+
+/// A dataset input: a registered `dataset` (name and version), or an unregistered `definition`.
+#[derive(Deserialize)]
+struct InputIn {
+    name: String,
+    #[serde(default = "download_mode")]
+    mode: String,
+    path_on_compute: Option<String>,
+    dataset: Option<DatasetRef>,
+    definition: Option<DatasetDefinition>,
+    #[serde(default)]
+    fail_on_change: bool,
+}
+
+fn download_mode() -> String {
+    "download".into()
+}
+
+#[derive(Deserialize)]
+struct DatasetRef {
+    name: String,
+    version: Option<i64>,
 }
 
 async fn submit(
@@ -271,7 +299,32 @@ async fn submit(
             .max_run_duration_seconds
             .unwrap_or(DEFAULT_MAX_RUN_DURATION_SECONDS),
         gpu_count: m.gpu_count,
+        inputs: Vec::new(),
+        outputs: m.outputs,
     };
+    let mut inputs = Vec::with_capacity(m.inputs.len());
+    for i in m.inputs {
+        let source = match (i.dataset, i.definition) {
+            (Some(d), None) => InputSource::Registered {
+                name: d.name,
+                version: d.version,
+            },
+            (None, Some(definition)) => InputSource::Unregistered(definition),
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "Input '{}' needs either a registered 'dataset' or a 'definition'",
+                    i.name
+                )));
+            }
+        };
+        inputs.push(InputRequest {
+            name: i.name,
+            mode: i.mode,
+            path_on_compute: i.path_on_compute,
+            source,
+            fail_on_change: i.fail_on_change,
+        });
+    }
     let run = s
         .jobs
         .submit(Submission {
@@ -280,6 +333,7 @@ async fn submit(
             tags: m.tags.into_iter().map(|(k, v)| Tag::new(k, v)).collect(),
             user_id: principal.name.clone(),
             definition,
+            inputs,
         })
         .await?;
     let job = s.jobs.job(&run.info.run_id).await?;

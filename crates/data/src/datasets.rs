@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use globset::GlobBuilder;
 use kittiwake_domain::{Error, Result};
-use kittiwake_store::StoredDataset;
+use kittiwake_store::{Lineage, StoredDataset};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -241,6 +241,17 @@ impl Data {
             .into_iter()
             .map(version_from)
             .collect()
+    }
+
+    /// The runs that read or wrote a dataset version.
+    pub async fn runs_of_dataset(&self, name: &str, version: i64) -> Result<Vec<Lineage>> {
+        self.dataset(name, Some(version)).await?;
+        self.inner.store.lineage_of_dataset(name, version).await
+    }
+
+    /// The dataset versions a run read or wrote.
+    pub async fn datasets_of_run(&self, run_id: &str) -> Result<Vec<Lineage>> {
+        self.inner.store.lineage_of_run(run_id).await
     }
 
     /// How the files under a version differ from what it recorded: one line per added, removed

@@ -195,6 +195,79 @@ pub struct JobDefinition {
     pub max_run_duration_seconds: i64,
     #[serde(default)]
     pub gpu_count: u32,
+    /// Datasets laid out as local folders before the script starts.
+    #[serde(default)]
+    pub inputs: Vec<JobInput>,
+    /// Folders the script writes that are uploaded to a datastore when it ends.
+    #[serde(default)]
+    pub outputs: Vec<JobOutput>,
+}
+
+/// A dataset a job reads, with its files as they were resolved at submission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInput {
+    /// The name the script knows it by (`as_named_input`).
+    pub name: String,
+    /// `download` or `mount`: both give the script a local, read-only folder.
+    pub mode: String,
+    /// Where to lay the files out, relative to the working directory (default `inputs/<name>`).
+    #[serde(default)]
+    pub path_on_compute: Option<String>,
+    /// The registered dataset and version, when it is one.
+    #[serde(default)]
+    pub dataset: Option<(String, i64)>,
+    pub files: Vec<InputFile>,
+    /// How the files changed since the dataset version was registered, if they did.
+    #[serde(default)]
+    pub changes: Vec<String>,
+}
+
+/// One file of a job input: where it is, and where it goes below the input's folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputFile {
+    pub datastore: String,
+    pub path: String,
+    pub relative: String,
+}
+
+/// A folder a job writes (`OutputFileDatasetConfig`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobOutput {
+    pub name: String,
+    pub datastore: String,
+    /// The folder in the datastore the files go to.
+    pub destination: String,
+    /// Registered as a new version of this dataset when the run completes.
+    #[serde(default)]
+    pub register_as: Option<String>,
+}
+
+impl JobOutput {
+    /// The destination folder for a run, with AzureML's `{run-id}` and `{output-name}` filled in.
+    pub fn destination_for(&self, run_id: &str) -> String {
+        self.destination
+            .replace("{run-id}", run_id)
+            .replace("{output-name}", &self.name)
+            .trim_matches('/')
+            .to_string()
+    }
+}
+
+/// Input and output names become folder and variable names, so they are identifiers.
+pub fn check_io_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64;
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "Invalid input or output name '{name}': use letters, digits and '_', starting with a letter"
+        )))
+    }
 }
 
 /// A job as the service reports it.

@@ -13,4 +13,4 @@ pub mod validation;
 
 pub use entities::*;
 pub use error::{Error, ErrorKind, Result};
-pub use jobs::{ComputeTarget, Job, JobDefinition, JobStatus};
+pub use jobs::{ComputeTarget, InputFile, Job, JobDefinition, JobInput, JobOutput, JobStatus};

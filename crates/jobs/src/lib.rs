@@ -18,8 +18,11 @@ use std::time::Duration;
 use kittiwake_auth::Auth;
 use kittiwake_blob::BlobStore;
 use kittiwake_compute::ComputeBackend;
+use kittiwake_data::{Data, DatasetDefinition};
+use kittiwake_domain::jobs::check_io_name;
 use kittiwake_domain::{
-    ComputeTarget, Error, ErrorKind, Job, JobDefinition, JobStatus, Result, Run, Tag, ids,
+    ComputeTarget, Error, ErrorKind, InputFile, Job, JobDefinition, JobInput, JobStatus, Result,
+    Run, Tag, ids,
 };
 use kittiwake_store::{JobChange, Store};
 use kittiwake_tracking::{NewRunRequest, Tracking};
@@ -37,7 +40,24 @@ pub struct Submission {
     pub display_name: Option<String>,
     pub tags: Vec<Tag>,
     pub user_id: String,
+    /// What to run; its `inputs` are filled in from `inputs` below.
     pub definition: JobDefinition,
+    pub inputs: Vec<InputRequest>,
+}
+
+/// A dataset a submission reads: a registered version, or a definition not registered.
+pub enum InputSource {
+    Registered { name: String, version: Option<i64> },
+    Unregistered(DatasetDefinition),
+}
+
+pub struct InputRequest {
+    pub name: String,
+    pub mode: String,
+    pub path_on_compute: Option<String>,
+    pub source: InputSource,
+    /// Refuse the submission if a registered version's files changed (else the run's log warns).
+    pub fail_on_change: bool,
 }
 
 /// A piece of a job's log, and where the next one starts.
@@ -64,6 +84,7 @@ struct Inner {
     blob: BlobStore,
     tracking: Tracking,
     auth: Auth,
+    data: Data,
     backend: Arc<dyn ComputeBackend>,
     /// The URL agents report to; known once the server has bound its port.
     server_url: RwLock<String>,
@@ -84,6 +105,7 @@ impl Jobs {
         blob: BlobStore,
         tracking: Tracking,
         auth: Auth,
+        data: Data,
         backend: Arc<dyn ComputeBackend>,
     ) -> Self {
         Self {
@@ -92,6 +114,7 @@ impl Jobs {
                 blob,
                 tracking,
                 auth,
+                data,
                 backend,
                 server_url: RwLock::new(String::new()),
                 wake: Notify::new(),
@@ -163,8 +186,73 @@ impl Jobs {
         Ok(target)
     }
 
+    /// Resolves a submission's inputs to their files now, so the run reads what was asked for.
+    async fn resolve_inputs(&self, requests: Vec<InputRequest>) -> Result<Vec<JobInput>> {
+        let mut inputs: Vec<JobInput> = Vec::new();
+        for r in requests {
+            check_io_name(&r.name)?;
+            if inputs.iter().any(|i| i.name == r.name) {
+                return Err(Error::invalid(format!("Two inputs are named '{}'", r.name)));
+            }
+            if !matches!(r.mode.as_str(), "download" | "mount") {
+                return Err(Error::invalid(format!(
+                    "Input '{}' has mode '{}'; Kittiwake gives inputs as 'download' or 'mount'",
+                    r.name, r.mode
+                )));
+            }
+            if let Some(p) = &r.path_on_compute {
+                kittiwake_domain::jobs::check_relative_path(p.trim_end_matches('/'))?;
+            }
+            let data = &self.inner.data;
+            let (dataset, files, changes) = match r.source {
+                InputSource::Registered { name, version } => {
+                    let v = data.dataset(&name, version).await?;
+                    let changes = data.dataset_changes(&v).await?;
+                    if !changes.is_empty() && r.fail_on_change {
+                        return Err(Error::invalid(format!(
+                            "Dataset {name} version {} changed since it was registered: {}",
+                            v.version,
+                            changes.join("; ")
+                        )));
+                    }
+                    (Some((name, v.version)), v.files, changes)
+                }
+                InputSource::Unregistered(definition) => {
+                    (None, data.resolve_files(&definition).await?, Vec::new())
+                }
+            };
+            let folders: Vec<&str> = files
+                .iter()
+                .map(|f| f.path.rsplit_once('/').map_or("", |(dir, _)| dir))
+                .collect();
+            let root = common_folder(&folders);
+            inputs.push(JobInput {
+                name: r.name,
+                mode: r.mode,
+                path_on_compute: r.path_on_compute,
+                dataset,
+                files: files
+                    .into_iter()
+                    .map(|f| InputFile {
+                        relative: f.path[root.len()..].trim_start_matches('/').to_string(),
+                        datastore: f.datastore,
+                        path: f.path,
+                    })
+                    .collect(),
+                changes,
+            });
+        }
+        Ok(inputs)
+    }
+
     /// Checks a submission and queues it as a new run.
-    pub async fn submit(&self, s: Submission) -> Result<Run> {
+    pub async fn submit(&self, mut s: Submission) -> Result<Run> {
+        s.definition.inputs = self.resolve_inputs(std::mem::take(&mut s.inputs)).await?;
+        for output in &s.definition.outputs {
+            check_io_name(&output.name)?;
+            self.inner.data.datastore(&output.datastore).await?;
+            kittiwake_domain::jobs::check_relative_path(&output.destination_for("run"))?;
+        }
         let d = &s.definition;
         let target = self.compute_target(&d.compute_target).await?;
         let files = self.snapshot(&d.snapshot_id).await?;
@@ -353,6 +441,22 @@ impl Jobs {
             exit_code,
             agent: None,
         };
+        let (to, change) = match to {
+            JobStatus::Completed => match self.register_outputs(run_id).await {
+                Ok(()) => (to, change),
+                Err(e) => (
+                    JobStatus::Failed,
+                    JobChange {
+                        failure_reason: Some(format!(
+                            "The script completed, but its outputs could not be registered: {}",
+                            e.message
+                        )),
+                        ..change
+                    },
+                ),
+            },
+            _ => (to, change),
+        };
         let moved = if to.is_terminal() {
             self.finish(run_id, to, change).await?
         } else {
@@ -367,6 +471,41 @@ impl Jobs {
             .job_status(run_id)
             .await?
             .ok_or_else(|| Error::not_found(format!("No job with run id {run_id}")))
+    }
+
+    /// Registers the outputs a completed job asked to register, as new versions of their
+    /// datasets, and records that the run wrote them.
+    async fn register_outputs(&self, run_id: &str) -> Result<()> {
+        let job = self.job(run_id).await?;
+        for output in &job.definition.outputs {
+            let Some(name) = &output.register_as else {
+                continue;
+            };
+            let definition = DatasetDefinition {
+                dataset_type: "File".into(),
+                paths: vec![kittiwake_data::DataPathSpec {
+                    datastore: output.datastore.clone(),
+                    path: output.destination_for(run_id),
+                }],
+                format: serde_json::Value::Null,
+            };
+            let version = self
+                .inner
+                .data
+                .register_dataset(
+                    name,
+                    definition,
+                    &format!("Written by run {run_id} as output '{}'", output.name),
+                    Default::default(),
+                    true,
+                )
+                .await?;
+            self.inner
+                .store
+                .add_output_lineage(run_id, name, version.version, &output.name)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The agent appends output at byte `offset` of the log; returns the log's length.
@@ -398,4 +537,22 @@ impl Jobs {
             .ok_or_else(|| Error::not_found(format!("No job with run id {run_id}")))?;
         Ok(cancel)
     }
+}
+
+/// The longest folder every path in `folders` is in.
+fn common_folder(folders: &[&str]) -> String {
+    let Some(first) = folders.first() else {
+        return String::new();
+    };
+    let mut common: Vec<&str> = first.split('/').filter(|p| !p.is_empty()).collect();
+    for folder in &folders[1..] {
+        let parts: Vec<&str> = folder.split('/').filter(|p| !p.is_empty()).collect();
+        let same = common
+            .iter()
+            .zip(&parts)
+            .take_while(|(a, b)| a == b)
+            .count();
+        common.truncate(same);
+    }
+    common.join("/")
 }

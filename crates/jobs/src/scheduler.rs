@@ -213,6 +213,8 @@ mod tests {
                 environment_variables: Default::default(),
                 max_run_duration_seconds: 60,
                 gpu_count,
+                inputs: Vec::new(),
+                outputs: Vec::new(),
             },
             gpus,
             cancel_requested: false,

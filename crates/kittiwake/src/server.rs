@@ -135,7 +135,12 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         },
     )?;
     let tracking = Tracking::new(store.clone(), blob.clone());
-    let (store_for_data, blob_for_data) = (store.clone(), blob.clone());
+    let data = Data::new(
+        store.clone(),
+        blob.clone(),
+        Secrets::open(&data_dir).context("opening the secrets key")?,
+    );
+    data.ensure_default().await?;
     let exe = std::env::current_exe().context("finding the kittiwake binary for job agents")?;
     let backend = LocalBackend::new(exe, data_dir.join("jobs"), data_dir.join("cache"));
     let jobs = Jobs::new(
@@ -143,6 +148,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         blob,
         tracking.clone(),
         auth.clone(),
+        data.clone(),
         Arc::new(backend),
     );
     let slots = match args.local_slots {
@@ -157,12 +163,6 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     jobs.register_curated().await?;
     jobs.set_server_url(&url);
     tokio::spawn(jobs.clone().run_scheduler());
-    let data = Data::new(
-        store_for_data,
-        blob_for_data,
-        Secrets::open(&data_dir).context("opening the secrets key")?,
-    );
-    data.ensure_default().await?;
     let state = AppState {
         tracking,
         jobs,

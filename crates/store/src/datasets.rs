@@ -110,3 +110,89 @@ impl Store {
         rows.iter().map(from_row).collect()
     }
 }
+
+/// One edge of the lineage graph: a run read or wrote a dataset version under a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    pub run_id: String,
+    pub dataset_name: String,
+    pub dataset_version: i64,
+    /// `input` or `output`.
+    pub direction: String,
+    pub io_name: String,
+}
+
+pub(crate) async fn insert_lineage(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    run_id: &str,
+    name: &str,
+    version: i64,
+    direction: &str,
+    io_name: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO dataset_lineage (run_id, dataset_name, dataset_version, direction, io_name) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id, direction, io_name) DO NOTHING",
+    )
+    .bind(run_id)
+    .bind(name)
+    .bind(version)
+    .bind(direction)
+    .bind(io_name)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error)?;
+    Ok(())
+}
+
+fn lineage_from(row: &sqlx::any::AnyRow) -> Result<Lineage> {
+    Ok(Lineage {
+        run_id: row.try_get("run_id").map_err(db_error)?,
+        dataset_name: row.try_get("dataset_name").map_err(db_error)?,
+        dataset_version: row.try_get("dataset_version").map_err(db_error)?,
+        direction: row.try_get("direction").map_err(db_error)?,
+        io_name: row.try_get("io_name").map_err(db_error)?,
+    })
+}
+
+impl Store {
+    /// Records that a run wrote a dataset version.
+    pub async fn add_output_lineage(
+        &self,
+        run_id: &str,
+        name: &str,
+        version: i64,
+        io_name: &str,
+    ) -> Result<()> {
+        let (_guard, mut tx) = self.write().await?;
+        insert_lineage(&mut tx, run_id, name, version, "output", io_name).await?;
+        tx.commit().await.map_err(db_error)
+    }
+
+    /// The runs that read or wrote a dataset version.
+    pub async fn lineage_of_dataset(&self, name: &str, version: i64) -> Result<Vec<Lineage>> {
+        let rows = sqlx::query(
+            "SELECT run_id, dataset_name, dataset_version, direction, io_name FROM dataset_lineage \
+             WHERE dataset_name = $1 AND dataset_version = $2 ORDER BY run_id, direction, io_name",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(lineage_from).collect()
+    }
+
+    /// The dataset versions a run read or wrote.
+    pub async fn lineage_of_run(&self, run_id: &str) -> Result<Vec<Lineage>> {
+        let rows = sqlx::query(
+            "SELECT run_id, dataset_name, dataset_version, direction, io_name FROM dataset_lineage \
+             WHERE run_id = $1 ORDER BY direction, io_name",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error)?;
+        rows.iter().map(lineage_from).collect()
+    }
+}

@@ -108,6 +108,12 @@ pub(crate) async fn insert_job(
         .execute(&mut **tx)
         .await
         .map_err(db_error)?;
+    for input in &job.definition.inputs {
+        if let Some((name, version)) = &input.dataset {
+            crate::datasets::insert_lineage(tx, run_id, name, *version, "input", &input.name)
+                .await?;
+        }
+    }
     Ok(())
 }
 
@@ -492,6 +498,8 @@ mod tests {
             environment_variables: Default::default(),
             max_run_duration_seconds: 60,
             gpu_count: 0,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
         };
         let run_id = "0123456789abcdef0123456789abcdef";
         store

@@ -27,7 +27,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 use tokio::sync::Mutex;
 
-pub use datasets::StoredDataset;
+pub use datasets::{Lineage, StoredDataset};
 pub use datastores::StoredDatastore;
 pub use jobs::{JobChange, JobRow, NewJob};
 pub use metrics::{ScalarHistory, decode_points, encode_points};

@@ -1,5 +1,5 @@
 """``azureml.data``: dataset classes."""
 
-from kittiwake.dataset import FileDataset, TabularDataset
+from kittiwake.dataset import FileDataset, OutputFileDatasetConfig, TabularDataset
 
-__all__ = ["FileDataset", "TabularDataset"]
+__all__ = ["FileDataset", "OutputFileDatasetConfig", "TabularDataset"]

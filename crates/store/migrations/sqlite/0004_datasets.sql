@@ -16,3 +16,15 @@ CREATE TABLE dataset_versions (
     created_at BIGINT NOT NULL,
     PRIMARY KEY (name, version)
 ) WITHOUT ROWID;
+
+-- Which runs read (direction 'input') or wrote ('output') which dataset versions, under which
+-- input or output name of the run.
+CREATE TABLE dataset_lineage (
+    run_id TEXT NOT NULL REFERENCES runs (run_id),
+    dataset_name TEXT NOT NULL,
+    dataset_version BIGINT NOT NULL,
+    direction TEXT NOT NULL,
+    io_name TEXT NOT NULL,
+    PRIMARY KEY (run_id, direction, io_name)
+) WITHOUT ROWID;
+CREATE INDEX dataset_lineage_by_dataset ON dataset_lineage (dataset_name, dataset_version);
