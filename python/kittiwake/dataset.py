@@ -195,6 +195,16 @@ class TabularDataset(_Dataset):
                     frames.append(pd.read_json(tmp.name, lines=True))
         return frames
 
+    def profile(self):
+        """The server's profile of the table: row count, and per column its type, nulls, min,
+        max, mean and a distinct-count estimate, with a preview of the first rows. A ragged row
+        or a file in another encoding is an error naming the file and line."""
+        session = self._workspace._session
+        if self._doc is None:
+            return session.call("POST", _V1 + "/profile", {"definition": self._definition})
+        return session.call("GET", "%s/%s/versions/%s/profile" % (
+            _V1, urllib.parse.quote(self.name, safe=""), self.version))
+
     def to_pandas_dataframe(self):
         """The table as a pandas DataFrame (needs pandas; nothing else in the SDK does)."""
         import pandas as pd

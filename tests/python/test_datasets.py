@@ -68,7 +68,13 @@ def test_tabular_dataset_reads_rows(ws, datastore, tmp_path):
     assert sorted(df["x"].tolist()) == [1, 3, 5]
     assert len(table.take(2).to_pandas_dataframe()) == 2
     assert len(table.skip(2).to_pandas_dataframe()) == 1
+    profile = table.profile()
+    assert profile["row_count"] == 3
+    x = [c for c in profile["columns"] if c["name"] == "x"][0]
+    assert (x["type"], x["min"], x["max"], x["mean"], x["nulls"]) == ("int", "1", "5", 3.0, 0)
+    assert profile["preview"]["columns"] == ["x", "y"] and len(profile["preview"]["rows"]) == 3
     registered = table.register(ws, "table-" + tmp_path.name)
+    assert Dataset.get_by_name(ws, "table-" + tmp_path.name).profile()["row_count"] == 3
     assert type(Dataset.get_by_name(ws, "table-" + tmp_path.name)).__name__ == "TabularDataset"
     assert registered.version == 1
 
@@ -89,6 +95,10 @@ def test_bad_dataset_requests_are_refused_with_the_reason(ws, datastore, tmp_pat
         Dataset.get_by_name(ws, "never-registered")
     with pytest.raises(UserErrorException, match="Invalid path"):
         Dataset.File.from_files(path=[(ds, "../escape/*.csv")])
+    write_tree(tmp_path / "bad", {"ragged.csv": "a,b\n1,2\n3\n"})
+    ds.upload(str(tmp_path / "bad"), target_path=root + "/bad", show_progress=False)
+    with pytest.raises(UserErrorException, match="ragged.csv, line 3"):
+        Dataset.Tabular.from_delimited_files(path=[(ds, root + "/bad/ragged.csv")]).profile()
     with pytest.raises(UserErrorException, match="tuples"):
         Dataset.File.from_files(path=["x.csv"])
 

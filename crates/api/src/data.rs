@@ -42,6 +42,18 @@ pub fn routes(r: Routes) -> Routes {
             dataset_changes,
         )
         .add(
+            Method::POST,
+            &format!("{sets}/profile"),
+            "datasets/read",
+            profile_definition,
+        )
+        .add(
+            Method::GET,
+            &format!("{sets}/{{name}}/versions/{{version}}/profile"),
+            "datasets/read",
+            profile_version,
+        )
+        .add(
             Method::GET,
             &format!("{sets}/{{name}}/versions/{{version}}/runs"),
             "datasets/read",
@@ -342,4 +354,46 @@ async fn run_datasets(
     Ok(Json(
         json!({"datasets": datasets.iter().map(lineage_json).collect::<Vec<_>>()}),
     ))
+}
+
+fn profile_json(p: &kittiwake_data::profile::Profile) -> Value {
+    json!({
+        "row_count": p.row_count,
+        "columns": p.columns.iter().map(|c| json!({
+            "name": c.name,
+            "type": c.column_type.as_str(),
+            "count": c.count,
+            "nulls": c.nulls,
+            "min": c.min,
+            "max": c.max,
+            "mean": c.mean,
+            "distinct_estimate": c.distinct_estimate,
+        })).collect::<Vec<_>>(),
+        "preview": {
+            "columns": p.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+            "rows": p.preview,
+        },
+    })
+}
+
+async fn profile_definition(
+    State(s): State<AppState>,
+    Msg(m): Msg<Resolve>,
+) -> ApiResult<Json<Value>> {
+    let definition = m
+        .definition
+        .ok_or_else(|| ApiError::invalid("Missing value for required parameter 'definition'"))?;
+    let files = s.data.resolve_files(&definition).await?;
+    Ok(Json(profile_json(
+        &s.data.profile(&definition, &files).await?,
+    )))
+}
+
+async fn profile_version(
+    State(s): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let version = dataset_version(&s, &name, &version).await?;
+    let profile = s.data.profile(&version.definition, &version.files).await?;
+    Ok(Json(profile_json(&profile)))
 }

@@ -11,6 +11,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::Data;
+use crate::profile::{Profile, Profiler};
 
 /// A path, folder or glob inside a datastore.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -241,6 +242,57 @@ impl Data {
             .into_iter()
             .map(version_from)
             .collect()
+    }
+
+    /// Profiles a tabular dataset's files in one pass, reading them as they stream in.
+    pub async fn profile(&self, d: &DatasetDefinition, files: &[FileEntry]) -> Result<Profile> {
+        use futures::TryStreamExt;
+        use tokio_util::io::{StreamReader, SyncIoBridge};
+        if d.dataset_type != "Tabular" {
+            return Err(Error::invalid("Only tabular datasets have profiles"));
+        }
+        let text = |k: &str| d.format.get(k).and_then(Value::as_str).unwrap_or_default();
+        let kind = text("kind").to_string();
+        let separator = match text("separator").as_bytes() {
+            [] => b',',
+            [b] => *b,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "The separator '{}' is not one byte",
+                    text("separator")
+                )));
+            }
+        };
+        let header = d
+            .format
+            .get("header")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        if kind == "parquet" {
+            return Err(Error::invalid(
+                "Profiles of Parquet datasets are not available yet; delimited and JSON-lines ones are",
+            ));
+        }
+        let mut profiler = Profiler::new();
+        for f in files {
+            let (_, stream) = self.download(&f.datastore, &f.path).await?;
+            let reader = SyncIoBridge::new(StreamReader::new(
+                stream.map_err(|e| std::io::Error::other(e.message)),
+            ));
+            let label = format!("{}:{}", f.datastore, f.path);
+            let kind = kind.clone();
+            profiler = tokio::task::spawn_blocking(move || -> Result<Profiler> {
+                if kind == "json_lines" {
+                    profiler.add_json_lines(std::io::BufReader::new(reader), &label)?;
+                } else {
+                    profiler.add_delimited(reader, separator, header, &label)?;
+                }
+                Ok(profiler)
+            })
+            .await
+            .map_err(|e| Error::internal(format!("profiling stopped: {e}")))??;
+        }
+        Ok(profiler.finish())
     }
 
     /// The runs that read or wrote a dataset version.

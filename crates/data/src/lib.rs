@@ -9,6 +9,7 @@
 
 mod datasets;
 mod datastores;
+pub mod profile;
 pub mod secrets;
 
 pub use datasets::{DataPathSpec, DatasetDefinition, DatasetVersion, FileEntry};
