@@ -96,6 +96,8 @@ pub enum RunCommand {
     },
     /// Cancel a submitted run; its processes are stopped.
     Cancel { run_id: String },
+    /// The dataset versions a run read or wrote.
+    Datasets { run_id: String },
     /// Download a submitted run's source snapshot into a directory.
     Snapshot {
         run_id: String,
@@ -252,7 +254,7 @@ fn proxy_root(run: &Value) -> Result<String> {
     }
 }
 
-fn bar(len: u64, label: &str) -> ProgressBar {
+pub(crate) fn bar(len: u64, label: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
     pb.set_style(
         ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
@@ -431,6 +433,9 @@ pub async fn run(command: RunCommand, conn: Connection) -> Result<()> {
             println!("uploaded {name} ({size} bytes)");
         }
         RunCommand::Logs { run_id, follow } => crate::jobs::logs(&client, &run_id, follow).await?,
+        RunCommand::Datasets { run_id } => {
+            crate::data::run_datasets(&client, &run_id, conn.json).await?
+        }
         RunCommand::Cancel { run_id } => crate::jobs::cancel(&client, &run_id, conn.json).await?,
         RunCommand::Snapshot { run_id, to } => crate::jobs::snapshot(&client, &run_id, &to).await?,
         RunCommand::Download { run_id, path, to } => {

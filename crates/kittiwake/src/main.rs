@@ -3,6 +3,7 @@
 mod client;
 mod commands;
 mod config;
+mod data;
 mod jobs;
 mod server;
 
@@ -91,6 +92,20 @@ enum Command {
         #[command(flatten)]
         conn: client::Connection,
     },
+    /// Datastores: list them, upload and download files.
+    Datastore {
+        #[command(subcommand)]
+        command: data::DatastoreCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
+    /// Datasets: list, show, profile, and the runs that used them.
+    Dataset {
+        #[command(subcommand)]
+        command: data::DatasetCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
     /// Compute targets.
     Compute {
         #[command(subcommand)]
@@ -146,6 +161,8 @@ fn main() -> ExitCode {
             Command::Job { command, conn } => jobs::job(command, conn).await,
             Command::Env { command, conn } => jobs::env(command, conn).await,
             Command::Compute { command, conn } => jobs::compute(command, conn).await,
+            Command::Datastore { command, conn } => data::datastore(command, conn).await,
+            Command::Dataset { command, conn } => data::dataset(command, conn).await,
         }
         .map(|()| ExitCode::SUCCESS)
     });

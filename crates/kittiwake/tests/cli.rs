@@ -307,3 +307,102 @@ async fn cli_submits_follows_cancels_and_lists_jobs() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn cli_moves_data_and_shows_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Server::start(dir.path());
+    s.wait_healthy().await;
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("m")).unwrap();
+    std::fs::write(data.join("m/a.csv"), "x,y\n1,2\n3,4\n").unwrap();
+    let uploaded = stdout(&kittiwake(
+        dir.path(),
+        &[
+            "datastore",
+            "upload",
+            "workspaceblobstore",
+            data.to_str().unwrap(),
+            "--target",
+            "raw",
+        ],
+    ));
+    assert!(uploaded.contains("Uploaded 1 file"), "{uploaded}");
+    let again = stdout(&kittiwake(
+        dir.path(),
+        &[
+            "datastore",
+            "upload",
+            "workspaceblobstore",
+            data.to_str().unwrap(),
+            "--target",
+            "raw",
+        ],
+    ));
+    assert!(again.contains("kept 1"), "{again}");
+    let stores = stdout(&kittiwake(dir.path(), &["datastore", "list"]));
+    assert!(
+        stores.contains("workspaceblobstore") && stores.contains("WorkspaceBlob"),
+        "{stores}"
+    );
+    let copy = dir.path().join("copy");
+    stdout(&kittiwake(
+        dir.path(),
+        &[
+            "datastore",
+            "download",
+            "workspaceblobstore",
+            "--prefix",
+            "raw",
+            "--to",
+            copy.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        std::fs::read_to_string(copy.join("raw/m/a.csv")).unwrap(),
+        "x,y\n1,2\n3,4\n"
+    );
+
+    let (status, body) = s
+        .call(
+            reqwest::Method::POST,
+            "/api/kittiwake/v1/datasets",
+            Some(
+                json!({"name": "table", "definition": {"dataset_type": "Tabular",
+                "paths": [{"datastore": "workspaceblobstore", "path": "raw/**/*.csv"}],
+                "format": {"kind": "delimited", "separator": ",", "header": true}}}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let listed = stdout(&kittiwake(dir.path(), &["dataset", "list"]));
+    assert!(
+        listed.contains("table") && listed.contains("Tabular"),
+        "{listed}"
+    );
+    let shown: Value = serde_json::from_str(&stdout(&kittiwake(
+        dir.path(),
+        &["dataset", "show", "table"],
+    )))
+    .unwrap();
+    assert_eq!(shown["files"][0]["path"], "raw/m/a.csv");
+    let profile = stdout(&kittiwake(dir.path(), &["dataset", "profile", "table"]));
+    assert!(
+        profile.contains("2 rows") && profile.contains("int"),
+        "{profile}"
+    );
+    let runs = stdout(&kittiwake(
+        dir.path(),
+        &["dataset", "runs", "table", "--json"],
+    ));
+    assert_eq!(runs.trim(), "[]");
+    let run_id = s.new_run().await;
+    let edges = stdout(&kittiwake(
+        dir.path(),
+        &["run", "datasets", &run_id, "--json"],
+    ));
+    assert_eq!(edges.trim(), "[]");
+    let out = kittiwake(dir.path(), &["dataset", "show", "nope"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not registered"));
+}
