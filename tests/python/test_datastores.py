@@ -2,7 +2,6 @@
 (moto), credentials sealed and never shown, and the key rotated."""
 
 import os
-import socket
 import sqlite3
 import subprocess
 import time
@@ -12,35 +11,15 @@ import pytest
 
 from files import write_tree
 
+import s3server
 from conftest import BIN, Server
 
 SECRET = "kw-secret-key-do-not-leak-1234567890"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def s3():
-    """A local S3-compatible server: moto's, from the machine's python3."""
-    port = free_port()
-    proc = subprocess.Popen(["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = "http://127.0.0.1:%d" % port
-    deadline = time.time() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1).read()
-            break
-        except OSError:
-            if time.time() > deadline:
-                proc.kill()
-                raise RuntimeError("moto_server did not start")
-            time.sleep(0.1)
-    urllib.request.urlopen(urllib.request.Request(url + "/kw-bucket", method="PUT")).read()
+    proc, url = s3server.start(buckets=["kw-bucket"])
     yield url
     proc.kill()
     proc.wait()
@@ -102,7 +81,7 @@ def test_s3_datastore_against_a_real_s3_server(ws, s3, tmp_path):
                               access_key_id="AKIAKITTIWAKE", secret_access_key=SECRET)
     started = time.time()
     with pytest.raises(UserErrorException, match="'unreachable'"):
-        Datastore.register_s3(ws, "unreachable", "kw-bucket", endpoint="http://127.0.0.1:%d" % free_port(),
+        Datastore.register_s3(ws, "unreachable", "kw-bucket", endpoint="http://127.0.0.1:%d" % s3server.free_port(),
                               access_key_id="AKIAKITTIWAKE", secret_access_key=SECRET)
     assert time.time() - started < 30
     assert "bucket" in ws.datastores

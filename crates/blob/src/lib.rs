@@ -363,6 +363,36 @@ impl BlobStore {
         Ok((size, got.into_stream().map_err(BlobError::from).boxed()))
     }
 
+    /// Reads a file as a stream of large pieces fetched one range at a time, for callers that
+    /// read everything in order (a local file's own stream comes in small pieces, each a thread
+    /// hand-off).
+    pub async fn get_in_pieces(
+        &self,
+        path: &ArtifactPath,
+        piece: u64,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+        if path.is_root() {
+            return Err(BlobError::NotFound(String::new()));
+        }
+        let location = path.store_path();
+        let size = self.inner.head(&location).await?.size;
+        let store = self.inner.clone();
+        let ranges =
+            (0..size.div_ceil(piece.max(1))).map(move |i| i * piece..((i + 1) * piece).min(size));
+        let stream = futures::stream::iter(ranges)
+            .then(move |range| {
+                let (store, location) = (store.clone(), location.clone());
+                async move {
+                    store
+                        .get_range(&location, range)
+                        .await
+                        .map_err(BlobError::from)
+                }
+            })
+            .boxed();
+        Ok((size, stream))
+    }
+
     /// Lists the direct children of a directory: files with their size, then subdirectories.
     pub async fn list(&self, dir: &ArtifactPath) -> Result<Vec<Entry>> {
         let prefix = (!dir.is_root()).then(|| dir.store_path());

@@ -275,7 +275,7 @@ impl Data {
         }
         let mut profiler = Profiler::new();
         for f in files {
-            let (_, stream) = self.download(&f.datastore, &f.path).await?;
+            let (_, stream) = self.read_in_pieces(&f.datastore, &f.path, 8 << 20).await?;
             let reader = SyncIoBridge::new(StreamReader::new(
                 stream.map_err(|e| std::io::Error::other(e.message)),
             ));

@@ -373,16 +373,30 @@ impl Data {
             .map_err(storage(name))
     }
 
-    /// Reads a file of a datastore, with its size.
+    /// Reads a file of a datastore, with its size, in pieces of a few megabytes.
     pub async fn download(
         &self,
         name: &str,
         path: &str,
     ) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+        self.read_in_pieces(name, path, 4 << 20).await
+    }
+
+    /// Reads a file of a datastore in pieces of `piece` bytes, with its size. Large pieces
+    /// keep a local file from arriving in many small reads, each a thread hand-off.
+    pub async fn read_in_pieces(
+        &self,
+        name: &str,
+        path: &str,
+        piece: u64,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
         let (blob, prefix) = self.open(name).await?;
         let target = Self::path(name, prefix, path)?;
         let owned = name.to_string();
-        let (size, stream) = blob.get(&target).await.map_err(storage(name))?;
+        let (size, stream) = blob
+            .get_in_pieces(&target, piece)
+            .await
+            .map_err(storage(name))?;
         Ok((
             size,
             stream

@@ -1,10 +1,9 @@
 //! Profiles of tabular data: row count, column types, nulls, min/max/mean, distinct estimates and a
 //! preview, computed in one pass over delimited (`csv` crate) or JSON-lines (`serde_json`) files.
 
-use std::collections::hash_map::RandomState;
 use std::io::{BufRead, Read};
 
-use hyperloglogplus::{HyperLogLog, HyperLogLogPlus};
+use hyperloglogplus::{HyperLogLog, HyperLogLogPF};
 use kittiwake_domain::{Error, Result};
 use serde_json::Value;
 
@@ -64,7 +63,8 @@ struct Column {
     max_num: f64,
     min_text: Option<Vec<u8>>,
     max_text: Option<Vec<u8>>,
-    distinct: HyperLogLogPlus<[u8], RandomState>,
+    /// foldhash rather than SipHash: the counter hashes every value, and needs no DoS resistance.
+    distinct: HyperLogLogPF<[u8], foldhash::fast::FixedState>,
 }
 
 impl Column {
@@ -79,28 +79,36 @@ impl Column {
             max_num: f64::NEG_INFINITY,
             min_text: None,
             max_text: None,
-            distinct: HyperLogLogPlus::new(14, RandomState::new())
+            distinct: HyperLogLogPF::new(14, foldhash::fast::FixedState::default())
                 .map_err(|e| Error::internal(format!("distinct counter: {e}")))?,
         })
     }
 
-    fn add(&mut self, field: &[u8]) {
+    /// Adds a value; `false` if it is not UTF-8.
+    fn add(&mut self, field: &[u8]) -> bool {
         if field.is_empty() {
             self.nulls += 1;
-            return;
+            return true;
         }
+        let Ok(text) = std::str::from_utf8(field) else {
+            return false;
+        };
         self.count += 1;
         self.distinct.insert(field);
+        // Reuse the buffers: in a sorted column the extreme changes on every row.
         if self.min_text.as_deref().is_none_or(|m| field < m) {
-            self.min_text = Some(field.to_vec());
+            let m = self.min_text.get_or_insert_with(Vec::new);
+            m.clear();
+            m.extend_from_slice(field);
         }
         if self.max_text.as_deref().is_none_or(|m| field > m) {
-            self.max_text = Some(field.to_vec());
+            let m = self.max_text.get_or_insert_with(Vec::new);
+            m.clear();
+            m.extend_from_slice(field);
         }
         if self.kind == ColumnType::String {
-            return;
+            return true;
         }
-        let text = std::str::from_utf8(field).unwrap_or_default();
         let number = if self.kind <= ColumnType::Int {
             text.parse::<i64>()
                 .map(|i| (ColumnType::Int, i as f64))
@@ -123,6 +131,7 @@ impl Column {
             }
             _ => self.kind = ColumnType::String,
         }
+        true
     }
 
     fn finish(mut self) -> ColumnProfile {
@@ -189,19 +198,21 @@ impl Profiler {
         Ok(())
     }
 
-    fn row(&mut self, fields: &[&[u8]]) {
+    /// Adds a row; `false` if a value is not UTF-8.
+    fn row<'a>(&mut self, fields: impl Iterator<Item = &'a [u8]> + Clone) -> bool {
         self.rows += 1;
-        for (column, field) in self.columns.iter_mut().zip(fields) {
-            column.add(field);
+        let mut valid = true;
+        for (column, field) in self.columns.iter_mut().zip(fields.clone()) {
+            valid &= column.add(field);
         }
         if self.preview.len() < PREVIEW_ROWS {
             self.preview.push(
                 fields
-                    .iter()
                     .map(|f| String::from_utf8_lossy(f).into_owned())
                     .collect(),
             );
         }
+        valid
     }
 
     /// Reads one delimited file. A ragged row or a line that is not UTF-8 is an error naming the
@@ -214,6 +225,7 @@ impl Profiler {
         file: &str,
     ) -> Result<()> {
         let mut csv = csv::ReaderBuilder::new()
+            .buffer_capacity(1 << 20)
             .delimiter(separator)
             .has_headers(header)
             .flexible(false)
@@ -249,14 +261,12 @@ impl Profiler {
                 self.ensure_columns(names, file)?;
                 first = false;
             }
-            let line = record.position().map_or(0, |p| p.line());
-            if std::str::from_utf8(record.as_slice()).is_err() {
+            if !self.row(record.iter()) {
+                let line = record.position().map_or(0, |p| p.line());
                 return Err(Error::invalid(format!(
                     "{file}, line {line}: not valid UTF-8 (is the file in another encoding?)"
                 )));
             }
-            let fields: Vec<&[u8]> = record.iter().collect();
-            self.row(&fields);
         }
         if first && header {
             self.ensure_columns(names, file)?;
@@ -289,8 +299,7 @@ impl Profiler {
                     Some(other) => other.to_string(),
                 })
                 .collect();
-            let fields: Vec<&[u8]> = texts.iter().map(|t| t.as_bytes()).collect();
-            self.row(&fields);
+            self.row(texts.iter().map(|t| t.as_bytes()));
         }
         Ok(())
     }

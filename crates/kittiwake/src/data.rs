@@ -4,12 +4,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::client::{Client, Connection, check};
 use crate::commands::{print_json, s, table};
 
 const V1: &str = "/api/kittiwake/v1";
+/// Files in flight at once for uploads and downloads.
+const PARALLEL: usize = 8;
 
 #[derive(Subcommand)]
 pub enum DatastoreCommand {
@@ -138,43 +141,51 @@ pub async fn datastore(command: DatastoreCommand, conn: Connection) -> Result<()
             overwrite,
         } => {
             let files = files_of(&source)?;
-            let bar = crate::commands::bar(
-                files
-                    .iter()
-                    .map(|f| std::fs::metadata(&f.0).map_or(0, |m| m.len()))
-                    .sum(),
-                "upload",
-            );
-            let (mut written, mut kept) = (0, 0);
-            for (path, rel) in &files {
-                let name = if target.is_empty() {
-                    rel.clone()
-                } else {
-                    format!("{}/{rel}", target.trim_matches('/'))
-                };
-                let data = tokio::fs::read(path)
-                    .await
-                    .with_context(|| format!("reading {}", path.display()))?;
-                let len = data.len() as u64;
-                let resp = client
-                    .request(
-                        reqwest::Method::PUT,
-                        &format!("{V1}/datastores/{datastore}/files/{}", encode_path(&name)),
-                    )
-                    .query(&[("overwrite", overwrite.to_string())])
-                    .body(data)
-                    .send()
-                    .await
-                    .context("cannot reach the server")?;
-                let answer: Value = check(resp).await?.json().await?;
-                if answer["skipped"] == true {
-                    kept += 1;
-                } else {
+            let total = files
+                .iter()
+                .map(|f| std::fs::metadata(&f.0).map_or(0, |m| m.len()))
+                .sum();
+            let bar = crate::commands::bar(total, "upload");
+            let prefix = target.trim_matches('/').to_string();
+            // Several files in flight at once: each request waits on the store, not on us.
+            let results: Vec<Result<bool>> = futures::stream::iter(&files)
+                .map(|(path, rel)| {
+                    let (client, bar, datastore) = (&client, &bar, &datastore);
+                    let name = if prefix.is_empty() {
+                        rel.clone()
+                    } else {
+                        format!("{prefix}/{rel}")
+                    };
+                    async move {
+                        let data = tokio::fs::read(path)
+                            .await
+                            .with_context(|| format!("reading {}", path.display()))?;
+                        let len = data.len() as u64;
+                        let url =
+                            format!("{V1}/datastores/{datastore}/files/{}", encode_path(&name));
+                        let resp = client
+                            .request(reqwest::Method::PUT, &url)
+                            .query(&[("overwrite", overwrite.to_string())])
+                            .body(data)
+                            .send()
+                            .await
+                            .context("cannot reach the server")?;
+                        let answer: Value = check(resp).await?.json().await?;
+                        bar.inc(len);
+                        Ok(answer["skipped"] != true)
+                    }
+                })
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
+            bar.finish_and_clear();
+            let mut written = 0;
+            for r in results {
+                if r? {
                     written += 1;
                 }
-                bar.inc(len);
             }
-            bar.finish_and_clear();
+            let kept = files.len() - written;
             println!(
                 "Uploaded {written} file(s) to {datastore}; kept {kept} that existed (--overwrite replaces them)"
             );
@@ -195,26 +206,32 @@ pub async fn datastore(command: DatastoreCommand, conn: Connection) -> Result<()
                 files.iter().map(|f| f["size"].as_u64().unwrap_or(0)).sum(),
                 "download",
             );
-            for f in &files {
-                let path = s(&f["path"]);
-                kittiwake_domain::jobs::check_relative_path(&path)
-                    .map_err(|e| anyhow::anyhow!(e.message))?;
-                let resp = client
-                    .request(
-                        reqwest::Method::GET,
-                        &format!("{V1}/datastores/{datastore}/files/{}", encode_path(&path)),
-                    )
-                    .send()
-                    .await?;
-                let data = check(resp).await?.bytes().await?;
-                let target = to.join(&path);
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent)?;
-                }
-                std::fs::write(&target, &data)
-                    .with_context(|| format!("writing {}", target.display()))?;
-                bar.inc(data.len() as u64);
-            }
+            let results: Vec<Result<()>> = futures::stream::iter(&files)
+                .map(|f| {
+                    let (client, bar, datastore, to) = (&client, &bar, &datastore, &to);
+                    async move {
+                        let path = s(&f["path"]);
+                        kittiwake_domain::jobs::check_relative_path(&path)
+                            .map_err(|e| anyhow::anyhow!(e.message))?;
+                        let url =
+                            format!("{V1}/datastores/{datastore}/files/{}", encode_path(&path));
+                        let resp = client.request(reqwest::Method::GET, &url).send().await?;
+                        let data = check(resp).await?.bytes().await?;
+                        let target = to.join(&path);
+                        if let Some(parent) = target.parent() {
+                            tokio::fs::create_dir_all(parent).await?;
+                        }
+                        tokio::fs::write(&target, &data)
+                            .await
+                            .with_context(|| format!("writing {}", target.display()))?;
+                        bar.inc(data.len() as u64);
+                        Ok(())
+                    }
+                })
+                .buffer_unordered(PARALLEL)
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<Vec<()>>>()?;
             bar.finish_and_clear();
             println!(
                 "Downloaded {} file(s) from {datastore} into {}",
