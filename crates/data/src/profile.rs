@@ -38,7 +38,8 @@ pub struct ColumnProfile {
     pub column_type: ColumnType,
     pub count: u64,
     pub nulls: u64,
-    /// For numeric columns the numeric extremes, otherwise the lexical ones.
+    /// For numeric columns the numeric extremes; otherwise the lexical extremes of the values
+    /// that are not numbers.
     pub min: Option<String>,
     pub max: Option<String>,
     pub mean: Option<f64>,
@@ -95,7 +96,33 @@ impl Column {
         };
         self.count += 1;
         self.distinct.insert(field);
-        // Reuse the buffers: in a sorted column the extreme changes on every row.
+        if self.kind != ColumnType::String {
+            let number = if self.kind <= ColumnType::Int {
+                text.parse::<i64>()
+                    .map(|i| (ColumnType::Int, i as f64))
+                    .ok()
+            } else {
+                None
+            }
+            .or_else(|| text.parse::<f64>().ok().map(|f| (ColumnType::Float, f)));
+            match number {
+                Some((kind, value)) if self.kind != ColumnType::Bool => {
+                    self.kind = self.kind.max(kind);
+                    self.sum += value;
+                    self.min_num = self.min_num.min(value);
+                    self.max_num = self.max_num.max(value);
+                    return true;
+                }
+                _ if matches!(self.kind, ColumnType::Empty | ColumnType::Bool)
+                    && matches!(text, "true" | "false" | "True" | "False" | "TRUE" | "FALSE") =>
+                {
+                    self.kind = ColumnType::Bool;
+                }
+                _ => self.kind = ColumnType::String,
+            }
+        }
+        // Lexical extremes of the values that are not numbers; the buffers are reused, since in a
+        // sorted column the extreme changes on every row.
         if self.min_text.as_deref().is_none_or(|m| field < m) {
             let m = self.min_text.get_or_insert_with(Vec::new);
             m.clear();
@@ -105,31 +132,6 @@ impl Column {
             let m = self.max_text.get_or_insert_with(Vec::new);
             m.clear();
             m.extend_from_slice(field);
-        }
-        if self.kind == ColumnType::String {
-            return true;
-        }
-        let number = if self.kind <= ColumnType::Int {
-            text.parse::<i64>()
-                .map(|i| (ColumnType::Int, i as f64))
-                .ok()
-        } else {
-            None
-        }
-        .or_else(|| text.parse::<f64>().ok().map(|f| (ColumnType::Float, f)));
-        match number {
-            Some((kind, value)) if self.kind != ColumnType::Bool => {
-                self.kind = self.kind.max(kind);
-                self.sum += value;
-                self.min_num = self.min_num.min(value);
-                self.max_num = self.max_num.max(value);
-            }
-            _ if matches!(self.kind, ColumnType::Empty | ColumnType::Bool)
-                && matches!(text, "true" | "false" | "True" | "False" | "TRUE" | "FALSE") =>
-            {
-                self.kind = ColumnType::Bool;
-            }
-            _ => self.kind = ColumnType::String,
         }
         true
     }
