@@ -25,6 +25,31 @@ def s3():
     proc.wait()
 
 
+@pytest.fixture(scope="module")
+def azure():
+    proc, endpoint = s3server.start_azurite(containers=["kw-container"])
+    yield endpoint
+    proc.kill()
+    proc.wait()
+
+
+def test_azure_blob_datastore_against_azurite(ws, azure, tmp_path):
+    from kittiwake import Datastore, UserErrorException
+    ds = Datastore.register_azure_blob_container(
+        ws, "blobs", "kw-container", s3server.AZURITE_ACCOUNT, account_key=s3server.AZURITE_KEY,
+        endpoint=azure)
+    assert ds.datastore_type == "AzureBlob" and ds.has_credentials
+    src = write_tree(tmp_path / "data", {"x/1.txt": "one", "x/2.txt": "two"})
+    ds.upload(src, target_path="in", show_progress=False)
+    assert sorted(ds.list("in")) == [("in/x/1.txt", 3), ("in/x/2.txt", 3)]
+    assert ds.download(str(tmp_path / "back"), prefix="in", show_progress=False) == 2
+    assert open(tmp_path / "back" / "in" / "x" / "2.txt").read() == "two"
+    wrong = s3server.AZURITE_KEY[:-8] + "AAAAAAA="
+    with pytest.raises(UserErrorException, match="cannot be read"):
+        Datastore.register_azure_blob_container(ws, "wrong-key", "kw-container", s3server.AZURITE_ACCOUNT,
+                                                account_key=wrong, endpoint=azure)
+
+
 def test_default_datastore_uploads_lists_and_downloads(ws, tmp_path):
     from azureml.core import Datastore
     ds = ws.get_default_datastore()
