@@ -234,13 +234,15 @@ struct Resolve {
     definition: Option<DatasetDefinition>,
 }
 
+fn required_definition(d: Option<DatasetDefinition>) -> ApiResult<DatasetDefinition> {
+    d.ok_or_else(|| ApiError::invalid("Missing value for required parameter 'definition'"))
+}
+
 async fn resolve_dataset(
     State(s): State<AppState>,
     Msg(m): Msg<Resolve>,
 ) -> ApiResult<Json<Value>> {
-    let definition = m
-        .definition
-        .ok_or_else(|| ApiError::invalid("Missing value for required parameter 'definition'"))?;
+    let definition = required_definition(m.definition)?;
     let files = s.data.resolve_files(&definition).await?;
     let total: u64 = files.iter().map(|f| f.size).sum();
     Ok(Json(json!({"files": files, "total_bytes": total})))
@@ -262,9 +264,7 @@ async fn register_dataset(
     State(s): State<AppState>,
     Msg(m): Msg<RegisterDataset>,
 ) -> ApiResult<Json<Value>> {
-    let definition = m
-        .definition
-        .ok_or_else(|| ApiError::invalid("Missing value for required parameter 'definition'"))?;
+    let definition = required_definition(m.definition)?;
     let version = s
         .data
         .register_dataset(
@@ -340,7 +340,7 @@ async fn dataset_runs(
     Path((name, version)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let version = dataset_version(&s, &name, &version).await?;
-    let runs = s.data.runs_of_dataset(&name, version.version).await?;
+    let runs = s.data.runs_of_dataset(&version).await?;
     Ok(Json(
         json!({"runs": runs.iter().map(lineage_json).collect::<Vec<_>>()}),
     ))
@@ -380,9 +380,7 @@ async fn profile_definition(
     State(s): State<AppState>,
     Msg(m): Msg<Resolve>,
 ) -> ApiResult<Json<Value>> {
-    let definition = m
-        .definition
-        .ok_or_else(|| ApiError::invalid("Missing value for required parameter 'definition'"))?;
+    let definition = required_definition(m.definition)?;
     let files = s.data.resolve_files(&definition).await?;
     Ok(Json(profile_json(
         &s.data.profile(&definition, &files).await?,

@@ -295,10 +295,12 @@ impl Data {
         Ok(profiler.finish())
     }
 
-    /// The runs that read or wrote a dataset version.
-    pub async fn runs_of_dataset(&self, name: &str, version: i64) -> Result<Vec<Lineage>> {
-        self.dataset(name, Some(version)).await?;
-        self.inner.store.lineage_of_dataset(name, version).await
+    /// The runs that read or wrote a dataset version (found with [`Data::dataset`]).
+    pub async fn runs_of_dataset(&self, version: &DatasetVersion) -> Result<Vec<Lineage>> {
+        self.inner
+            .store
+            .lineage_of_dataset(&version.name, version.version)
+            .await
     }
 
     /// The dataset versions a run read or wrote.

@@ -9,7 +9,7 @@ use kittiwake_domain::{Error, Result};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::Jobs;
+use crate::{Hashed, Jobs, storage};
 
 /// Environments every workspace has, registered at start as version 1.
 pub const CURATED: [(&str, &str); 3] = [
@@ -54,13 +54,6 @@ fn is_wheel_name(name: &str) -> bool {
         && !name.contains('\\')
         && !name.starts_with('.')
         && name.len() <= 255
-}
-
-fn storage(e: kittiwake_blob::BlobError) -> Error {
-    match e {
-        kittiwake_blob::BlobError::NotFound(p) => Error::not_found(format!("'{p}' does not exist")),
-        other => Error::internal(other.to_string()),
-    }
 }
 
 fn wheel_path(sha: &str, name: &str) -> Result<ArtifactPath> {
@@ -155,24 +148,11 @@ impl Jobs {
                 "'{file_name}' is not a wheel file name: expected a plain name ending in .whl"
             )));
         }
-        let incoming = ArtifactPath::parse(&format!(
-            "environments/incoming/{}",
-            hex::encode(rand::random::<[u8; 16]>())
-        ))
-        .map_err(|e| Error::internal(e.to_string()))?;
-        let mut hasher = Sha256::new();
-        let hashing = body.map(|chunk| {
-            if let Ok(bytes) = &chunk {
-                hasher.update(bytes);
-            }
-            chunk
-        });
-        self.inner
-            .blob
-            .put_stream(&incoming, hashing)
-            .await
-            .map_err(storage)?;
-        let sha = hex::encode(hasher.finalize());
+        let Hashed {
+            incoming,
+            sha256: sha,
+            ..
+        } = self.put_hashed("environments", body).await?;
         let key = format!("wheel:{file_name}");
         if let Some(existing) = self.inner.store.setting(&key).await?
             && existing != sha

@@ -94,6 +94,55 @@ struct Inner {
     changes: broadcast::Sender<String>,
 }
 
+pub(crate) fn storage(e: kittiwake_blob::BlobError) -> Error {
+    match e {
+        kittiwake_blob::BlobError::NotFound(p) => Error::not_found(format!("'{p}' does not exist")),
+        other => Error::internal(other.to_string()),
+    }
+}
+
+/// An upload stored under a fresh name in `area/incoming/` while its SHA-256 is computed; the
+/// caller checks the hash and renames it into place (or deletes it).
+pub(crate) struct Hashed {
+    pub incoming: kittiwake_blob::ArtifactPath,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl Jobs {
+    pub(crate) async fn put_hashed<S, E>(&self, area: &str, body: S) -> Result<Hashed>
+    where
+        S: futures::Stream<Item = std::result::Result<bytes::Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display,
+    {
+        use futures::StreamExt;
+        use sha2::{Digest, Sha256};
+        let incoming = kittiwake_blob::ArtifactPath::parse(&format!(
+            "{area}/incoming/{}",
+            hex::encode(rand::random::<[u8; 16]>())
+        ))
+        .map_err(|e| Error::internal(e.to_string()))?;
+        let mut hasher = Sha256::new();
+        let hashing = body.map(|chunk| {
+            if let Ok(bytes) = &chunk {
+                hasher.update(bytes);
+            }
+            chunk
+        });
+        let size = self
+            .inner
+            .blob
+            .put_stream(&incoming, hashing)
+            .await
+            .map_err(storage)?;
+        Ok(Hashed {
+            incoming,
+            sha256: hex::encode(hasher.finalize()),
+            size,
+        })
+    }
+}
+
 /// The principal name of a job's agent token.
 pub fn agent_name(run_id: &str) -> String {
     format!("run:{run_id}")

@@ -9,7 +9,7 @@ use kittiwake_domain::jobs::{SnapshotFile, check_snapshot, is_sha256};
 use kittiwake_domain::{Error, Result};
 use sha2::{Digest, Sha256};
 
-use crate::Jobs;
+use crate::{Hashed, Jobs, storage};
 
 fn blob_path(sha256: &str) -> Result<ArtifactPath> {
     if !is_sha256(sha256) {
@@ -19,13 +19,6 @@ fn blob_path(sha256: &str) -> Result<ArtifactPath> {
     }
     ArtifactPath::parse(&format!("snapshots/blobs/{sha256}"))
         .map_err(|e| Error::internal(e.to_string()))
-}
-
-fn storage(e: kittiwake_blob::BlobError) -> Error {
-    match e {
-        kittiwake_blob::BlobError::NotFound(p) => Error::not_found(format!("'{p}' does not exist")),
-        other => Error::internal(other.to_string()),
-    }
 }
 
 impl Jobs {
@@ -53,25 +46,11 @@ impl Jobs {
         E: std::fmt::Display,
     {
         let target = blob_path(sha256)?;
-        let incoming = ArtifactPath::parse(&format!(
-            "snapshots/incoming/{}",
-            hex::encode(rand::random::<[u8; 16]>())
-        ))
-        .map_err(|e| Error::internal(e.to_string()))?;
-        let mut hasher = Sha256::new();
-        let hashing = body.map(|chunk| {
-            if let Ok(bytes) = &chunk {
-                hasher.update(bytes);
-            }
-            chunk
-        });
-        let size = self
-            .inner
-            .blob
-            .put_stream(&incoming, hashing)
-            .await
-            .map_err(storage)?;
-        let actual = hex::encode(hasher.finalize());
+        let Hashed {
+            incoming,
+            sha256: actual,
+            size,
+        } = self.put_hashed("snapshots", body).await?;
         if actual != sha256 {
             let _ = self.inner.blob.delete(&incoming).await;
             return Err(Error::invalid(format!(
