@@ -380,6 +380,14 @@ impl Jobs {
             })
     }
 
+    async fn progress(&self, run_id: &str) -> Result<(JobStatus, i64)> {
+        self.inner.store.job_progress(run_id).await?.ok_or_else(|| {
+            Error::not_found(format!(
+                "Run {run_id} was not submitted as a job (or does not exist)"
+            ))
+        })
+    }
+
     /// Cancels a job: a queued one at once, a started one through its agent.
     pub async fn cancel(&self, run_id: &str) -> Result<Job> {
         let job = self.job(run_id).await?;
@@ -401,16 +409,17 @@ impl Jobs {
         const PAGE: usize = 1 << 20;
         let mut changes = self.inner.changes.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
+        ids::check_run_id(run_id)?;
         loop {
-            let job = self.job(run_id).await?;
-            let from = from.clamp(0, job.log_bytes);
-            if from < job.log_bytes || job.status.is_terminal() {
+            let (status, log_bytes) = self.progress(run_id).await?;
+            let from = from.clamp(0, log_bytes);
+            if from < log_bytes || status.is_terminal() {
                 let data = self.inner.store.read_job_log(run_id, from, PAGE).await?;
                 let data = data[..data.len().min(PAGE)].to_vec();
                 return Ok(LogPage {
                     next_offset: from + data.len() as i64,
                     data,
-                    status: job.status,
+                    status,
                 });
             }
             // Wait for a change to this run, or give up at the deadline with what there is.
@@ -426,7 +435,7 @@ impl Jobs {
                 return Ok(LogPage {
                     data: Vec::new(),
                     next_offset: from,
-                    status: job.status,
+                    status,
                 });
             }
         }
@@ -515,11 +524,7 @@ impl Jobs {
             self.changed(run_id);
             return Ok(to);
         }
-        self.inner
-            .store
-            .job_status(run_id)
-            .await?
-            .ok_or_else(|| Error::not_found(format!("No job with run id {run_id}")))
+        Ok(self.progress(run_id).await?.0)
     }
 
     /// Registers the outputs a completed job asked to register, as new versions of their

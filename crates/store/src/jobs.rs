@@ -202,15 +202,19 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// A job's status, or `None` if there is no such job.
-    pub async fn job_status(&self, run_id: &str) -> Result<Option<JobStatus>> {
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM jobs WHERE run_id = $1")
-                .bind(run_id)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error)?;
-        status.map(|s| s.parse()).transpose()
+    /// A job's status and log length, or `None` if there is no such job: what a log follower
+    /// polls, without the rest of the job.
+    pub async fn job_progress(&self, run_id: &str) -> Result<Option<(JobStatus, i64)>> {
+        let row = sqlx::query("SELECT status, log_bytes FROM jobs WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error)?;
+        row.map(|row| {
+            let status: String = row.try_get("status").map_err(db_error)?;
+            Ok((status.parse()?, row.try_get("log_bytes").map_err(db_error)?))
+        })
+        .transpose()
     }
 
     /// Marks a job to be canceled; returns its status, or `None` if there is no such job.
