@@ -79,6 +79,38 @@ def test_tabular_dataset_reads_rows(ws, datastore, tmp_path):
     assert registered.version == 1
 
 
+def test_parquet_dataset_profiles_on_the_server_with_its_column_types(ws, datastore, tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    from kittiwake import Dataset, UserErrorException
+    ds, root = datastore
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pd.DataFrame({
+        "id": [3, 1, 2],
+        "score": [0.5, None, 2.5],
+        "bird": ["tern", "auk", "auk"],
+        "seen": pd.to_datetime(["2026-01-02", "2026-01-01", "2026-03-04"]),
+    }).to_parquet(folder / "part-0.parquet")
+    pd.DataFrame({"id": [4], "score": [1.0], "bird": ["gull"],
+                  "seen": pd.to_datetime(["2026-02-01"])}).to_parquet(folder / "part-1.parquet", compression="zstd")
+    ds.upload(str(folder), target_path=root + "/pq", show_progress=False)
+    table = Dataset.Tabular.from_parquet_files(path=[(ds, root + "/pq/*.parquet")])
+    assert sorted(table.to_pandas_dataframe()["id"].tolist()) == [1, 2, 3, 4]
+    profile = table.profile()
+    assert profile["row_count"] == 4
+    col = {c["name"]: c for c in profile["columns"]}
+    assert (col["id"]["type"], col["id"]["min"], col["id"]["max"], col["id"]["mean"]) == ("int", "1", "4", 2.5)
+    assert (col["score"]["type"], col["score"]["nulls"]) == ("float", 1)
+    assert (col["bird"]["type"], col["bird"]["min"], col["bird"]["distinct_estimate"]) == ("string", "auk", 3)
+    assert col["seen"]["type"] == "datetime" and col["seen"]["min"].startswith("2026-01-01")
+    assert profile["preview"]["rows"][0][:3] == ["3", "0.5", "tern"]
+    write_tree(tmp_path / "notpq", {"broken.parquet": "PAR1 but not really"})
+    ds.upload(str(tmp_path / "notpq"), target_path=root + "/notpq", show_progress=False)
+    with pytest.raises(UserErrorException, match="broken.parquet: not a readable Parquet file"):
+        Dataset.Tabular.from_parquet_files(path=[(ds, root + "/notpq/*.parquet")]).profile()
+
+
 def test_bad_dataset_requests_are_refused_with_the_reason(ws, datastore, tmp_path):
     from kittiwake import Dataset, UserErrorException
     ds, root = datastore

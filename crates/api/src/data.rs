@@ -77,6 +77,20 @@ pub fn routes(r: Routes) -> Routes {
             read,
             list_files,
         )
+        // Asking for the folder to read from, or to write into: the same answer, but a reader
+        // is not told where it could write.
+        .add(
+            Method::GET,
+            &format!("{v1}/{{name}}/local-folder"),
+            read,
+            local_folder,
+        )
+        .add(
+            Method::POST,
+            &format!("{v1}/{{name}}/local-folder"),
+            write,
+            local_folder,
+        )
         .add(
             Method::PUT,
             &format!("{v1}/{{name}}/files/{{*path}}"),
@@ -110,6 +124,17 @@ async fn list(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 
 async fn show(State(s): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
     Ok(Json(view_json(&s.data.datastore(&name).await?)))
+}
+
+async fn local_folder(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let folder =
+        s.data.local_folder(&name).await?.map(
+            |f| json!({"path": f.path.to_string_lossy(), "device": f.device, "inode": f.inode}),
+        );
+    Ok(Json(json!({ "local_folder": folder })))
 }
 
 #[derive(Deserialize)]

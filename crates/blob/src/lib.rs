@@ -176,6 +176,11 @@ impl BlobStore {
         Self::local(root)
     }
 
+    /// The folder a local blob store keeps its files in; `None` for object storage.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.local_root.as_deref()
+    }
+
     /// A blob store on an S3-compatible bucket.
     pub fn s3(location: &S3Location) -> Result<Self> {
         let mut builder = object_store::aws::AmazonS3Builder::new()

@@ -268,24 +268,47 @@ impl Data {
             .get("header")
             .and_then(Value::as_bool)
             .unwrap_or(true);
-        if kind == "parquet" {
-            return Err(Error::invalid(
-                "Profiles of Parquet datasets are not available yet; delimited and JSON-lines ones are",
-            ));
-        }
         let mut profiler = Profiler::new();
         for f in files {
-            let (_, stream) = self.read_in_pieces(&f.datastore, &f.path, 8 << 20).await?;
-            let reader = SyncIoBridge::new(StreamReader::new(
-                stream.map_err(|e| std::io::Error::other(e.message)),
-            ));
             let label = format!("{}:{}", f.datastore, f.path);
+            // A file on the server's own disk is read in place; others stream from their store.
+            let source = match self.local_folder(&f.datastore).await? {
+                Some(folder) => Source::Local(folder.path.join(&f.path)),
+                None => {
+                    let (_, stream) = self.read_in_pieces(&f.datastore, &f.path, 8 << 20).await?;
+                    Source::Remote(SyncIoBridge::new(StreamReader::new(
+                        stream.map_err(|e| std::io::Error::other(e.message)),
+                    )))
+                }
+            };
             let kind = kind.clone();
             profiler = tokio::task::spawn_blocking(move || -> Result<Profiler> {
-                if kind == "json_lines" {
-                    profiler.add_json_lines(std::io::BufReader::new(reader), &label)?;
-                } else {
-                    profiler.add_delimited(reader, separator, header, &label)?;
+                let unreadable =
+                    |e: std::io::Error| Error::invalid(format!("{label}: cannot be read: {e}"));
+                let mut reader: Box<dyn std::io::Read> = match source {
+                    // Parquet's footer comes last and its columns are read by offset.
+                    Source::Local(path) if kind == "parquet" => {
+                        let file = std::fs::File::open(path).map_err(unreadable)?;
+                        profiler.add_parquet(file, &label)?;
+                        return Ok(profiler);
+                    }
+                    Source::Local(path) => Box::new(std::fs::File::open(path).map_err(unreadable)?),
+                    Source::Remote(bridge) => Box::new(bridge),
+                };
+                match kind.as_str() {
+                    "json_lines" => {
+                        profiler.add_json_lines(std::io::BufReader::new(reader), &label)?
+                    }
+                    // Parquet from object storage is spooled to an unnamed temporary file first.
+                    "parquet" => {
+                        let spool = |e: std::io::Error| {
+                            Error::internal(format!("spooling {label} for its profile: {e}"))
+                        };
+                        let mut file = tempfile::tempfile().map_err(spool)?;
+                        std::io::copy(&mut reader, &mut file).map_err(spool)?;
+                        profiler.add_parquet(file, &label)?;
+                    }
+                    _ => profiler.add_delimited(reader, separator, header, &label)?,
                 }
                 Ok(profiler)
             })
@@ -349,6 +372,12 @@ fn entry(datastore: &str, o: kittiwake_blob::ObjectInfo) -> FileEntry {
 
 fn encode<T: Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::internal(format!("encoding a dataset: {e}")))
+}
+
+/// Where a profiled file's bytes come from.
+enum Source<R> {
+    Local(std::path::PathBuf),
+    Remote(R),
 }
 
 #[cfg(test)]

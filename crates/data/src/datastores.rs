@@ -21,6 +21,15 @@ const DEFAULT_PREFIX: &str = "datastores/workspaceblobstore";
 /// How long registration waits for a datastore to answer.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A datastore's folder on the server's disk, named so that a client can tell whether it sees
+/// the same folder: the path alone could name another folder on another machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFolder {
+    pub path: std::path::PathBuf,
+    pub device: u64,
+    pub inode: u64,
+}
+
 /// What a datastore is, with its credentials (which never leave this crate unsealed).
 #[derive(Clone)]
 pub enum DatastoreKind {
@@ -403,6 +412,29 @@ impl Data {
                 .map(move |c| c.map_err(|e| storage(&owned)(e)))
                 .boxed(),
         ))
+    }
+
+    /// The folder holding a datastore's files when they are on the server's own disk (the
+    /// default datastore on a local workspace, a registered local folder). A client that sees the
+    /// same folder (same device and inode) copies files itself instead of sending every byte
+    /// through the server; what it may touch there is then up to the operating system.
+    pub async fn local_folder(&self, name: &str) -> Result<Option<LocalFolder>> {
+        use std::os::unix::fs::MetadataExt;
+        let (blob, prefix) = self.open(name).await?;
+        let Some(root) = blob.local_root() else {
+            return Ok(None);
+        };
+        let path = root.join(prefix);
+        let unreadable = |e: std::io::Error| {
+            Error::internal(format!("datastore {name}: {}: {e}", path.display()))
+        };
+        tokio::fs::create_dir_all(&path).await.map_err(unreadable)?;
+        let meta = tokio::fs::metadata(&path).await.map_err(unreadable)?;
+        Ok(Some(LocalFolder {
+            path,
+            device: meta.dev(),
+            inode: meta.ino(),
+        }))
     }
 
     /// Every file below `prefix` in a datastore, with paths relative to the datastore's root.

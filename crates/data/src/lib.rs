@@ -13,4 +13,4 @@ pub mod profile;
 pub mod secrets;
 
 pub use datasets::{DataPathSpec, DatasetDefinition, DatasetVersion, FileEntry};
-pub use datastores::{DEFAULT_DATASTORE, Data, DatastoreKind, DatastoreView};
+pub use datastores::{DEFAULT_DATASTORE, Data, DatastoreKind, DatastoreView, LocalFolder};

@@ -1,7 +1,15 @@
 //! Profiles of tabular data: row count, column types, nulls, min/max/mean, distinct estimates and a
-//! preview, computed in one pass over delimited (`csv` crate) or JSON-lines (`serde_json`) files.
+//! preview, computed in one pass over delimited (`csv` crate), JSON-lines (`serde_json`) or Parquet
+//! (`parquet`, read as Arrow record batches) files.
 
 use std::io::{BufRead, Read};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_cast::display::{ArrayFormatter, FormatOptions};
+use arrow_schema::DataType;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use hyperloglogplus::{HyperLogLog, HyperLogLogPF};
 use kittiwake_domain::{Error, Result};
@@ -17,6 +25,8 @@ pub enum ColumnType {
     Bool,
     Int,
     Float,
+    /// Dates and timestamps (typed sources only); their extremes are ISO 8601 text.
+    DateTime,
     String,
 }
 
@@ -27,6 +37,7 @@ impl ColumnType {
             Self::Bool => "bool",
             Self::Int => "int",
             Self::Float => "float",
+            Self::DateTime => "datetime",
             Self::String => "string",
         }
     }
@@ -85,17 +96,17 @@ impl Column {
         })
     }
 
-    /// Adds a value; `false` if it is not UTF-8.
-    fn add(&mut self, field: &[u8]) -> bool {
-        if field.is_empty() {
+    /// Adds a value read as text, whose kind is inferred.
+    fn add(&mut self, text: &str) {
+        if text.is_empty() {
             self.nulls += 1;
-            return true;
+            return;
         }
-        let Ok(text) = std::str::from_utf8(field) else {
-            return false;
-        };
-        self.count += 1;
-        self.distinct.insert(field);
+        let field = text.as_bytes();
+        if self.kind == ColumnType::Bool && is_bool(text) {
+            self.add_text(field);
+            return;
+        }
         if self.kind != ColumnType::String {
             let number = if self.kind <= ColumnType::Int {
                 text.parse::<i64>()
@@ -107,22 +118,33 @@ impl Column {
             .or_else(|| text.parse::<f64>().ok().map(|f| (ColumnType::Float, f)));
             match number {
                 Some((kind, value)) if self.kind != ColumnType::Bool => {
-                    self.kind = self.kind.max(kind);
-                    self.sum += value;
-                    self.min_num = self.min_num.min(value);
-                    self.max_num = self.max_num.max(value);
-                    return true;
+                    self.add_number(kind, value, field);
+                    return;
                 }
-                _ if matches!(self.kind, ColumnType::Empty | ColumnType::Bool)
-                    && matches!(text, "true" | "false" | "True" | "False" | "TRUE" | "FALSE") =>
-                {
+                _ if self.kind == ColumnType::Empty && is_bool(text) => {
                     self.kind = ColumnType::Bool;
                 }
                 _ => self.kind = ColumnType::String,
             }
         }
-        // Lexical extremes of the values that are not numbers; the buffers are reused, since in a
-        // sorted column the extreme changes on every row.
+        self.add_text(field);
+    }
+
+    /// Adds a number; `key` is what the distinct counter hashes.
+    fn add_number(&mut self, kind: ColumnType, value: f64, key: &[u8]) {
+        self.count += 1;
+        self.distinct.insert(key);
+        self.kind = self.kind.max(kind);
+        self.sum += value;
+        self.min_num = self.min_num.min(value);
+        self.max_num = self.max_num.max(value);
+    }
+
+    /// Adds a value that is not a number, keeping its lexical extremes. The buffers are reused,
+    /// since in a sorted column the extreme changes on every row.
+    fn add_text(&mut self, field: &[u8]) {
+        self.count += 1;
+        self.distinct.insert(field);
         if self.min_text.as_deref().is_none_or(|m| field < m) {
             let m = self.min_text.get_or_insert_with(Vec::new);
             m.clear();
@@ -133,11 +155,71 @@ impl Column {
             m.clear();
             m.extend_from_slice(field);
         }
-        true
+    }
+
+    /// Adds a typed column of a record batch: its Arrow type decides the column's kind.
+    fn add_array(&mut self, array: &ArrayRef, file: &str) -> Result<()> {
+        self.nulls += array.null_count() as u64;
+        let present = |i: usize| array.is_valid(i);
+        match array.data_type() {
+            DataType::Boolean => {
+                self.kind = self.kind.max(ColumnType::Bool);
+                let values = array.as_boolean();
+                for i in (0..array.len()).filter(|&i| present(i)) {
+                    self.add_text(if values.value(i) { b"true" } else { b"false" });
+                }
+            }
+            t if t.is_numeric() => {
+                let kind = if t.is_integer() {
+                    ColumnType::Int
+                } else {
+                    ColumnType::Float
+                };
+                let numbers = arrow_cast::cast(array, &DataType::Float64)
+                    .map_err(|e| Error::invalid(format!("{file}: column {}: {e}", self.name)))?;
+                let numbers = numbers.as_primitive::<Float64Type>();
+                for i in (0..array.len()).filter(|&i| present(i)) {
+                    let value = numbers.value(i);
+                    self.add_number(kind, value, &value.to_le_bytes());
+                }
+            }
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                self.kind = ColumnType::String;
+                let mut add = |v: Option<&str>| {
+                    if let Some(v) = v {
+                        self.add_text(v.as_bytes());
+                    }
+                };
+                match array.data_type() {
+                    DataType::Utf8 => array.as_string::<i32>().iter().for_each(&mut add),
+                    DataType::LargeUtf8 => array.as_string::<i64>().iter().for_each(&mut add),
+                    _ => array.as_string_view().iter().for_each(&mut add),
+                }
+            }
+            t => {
+                let kind = if t.is_temporal() {
+                    ColumnType::DateTime
+                } else {
+                    ColumnType::String
+                };
+                self.kind = self.kind.max(kind);
+                let text = formatter(array, file)?;
+                let mut buffer = String::new();
+                for i in (0..array.len()).filter(|&i| present(i)) {
+                    buffer.clear();
+                    use std::fmt::Write;
+                    write!(buffer, "{}", text.value(i))
+                        .map_err(|e| Error::invalid(format!("{file}: {e}")))?;
+                    self.add_text(buffer.as_bytes());
+                }
+            }
+        }
+        Ok(())
     }
 
     fn finish(mut self) -> ColumnProfile {
-        let numeric = matches!(self.kind, ColumnType::Int | ColumnType::Float);
+        let numeric = matches!(self.kind, ColumnType::Int | ColumnType::Float)
+            && self.min_num <= self.max_num;
         let text = |t: Option<Vec<u8>>| t.map(|b| String::from_utf8_lossy(&b).into_owned());
         let (min, max) = if numeric {
             (
@@ -158,6 +240,15 @@ impl Column {
             max,
         }
     }
+}
+
+fn is_bool(text: &str) -> bool {
+    matches!(text, "true" | "false" | "True" | "False" | "TRUE" | "FALSE")
+}
+
+fn formatter<'a>(array: &'a ArrayRef, file: &str) -> Result<ArrayFormatter<'a>> {
+    ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default().with_null(""))
+        .map_err(|e| Error::invalid(format!("{file}: {e}")))
 }
 
 fn format_number(v: f64) -> String {
@@ -200,21 +291,14 @@ impl Profiler {
         Ok(())
     }
 
-    /// Adds a row; `false` if a value is not UTF-8.
-    fn row<'a>(&mut self, fields: impl Iterator<Item = &'a [u8]> + Clone) -> bool {
+    fn row<'a>(&mut self, fields: impl Iterator<Item = &'a str> + Clone) {
         self.rows += 1;
-        let mut valid = true;
         for (column, field) in self.columns.iter_mut().zip(fields.clone()) {
-            valid &= column.add(field);
+            column.add(field);
         }
         if self.preview.len() < PREVIEW_ROWS {
-            self.preview.push(
-                fields
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect(),
-            );
+            self.preview.push(fields.map(str::to_string).collect());
         }
-        valid
     }
 
     /// Reads one delimited file. A ragged row or a line that is not UTF-8 is an error naming the
@@ -232,6 +316,7 @@ impl Profiler {
             .has_headers(header)
             .flexible(false)
             .from_reader(reader);
+        // A whole record is checked for UTF-8 at once, not field by field.
         let bad = |e: csv::Error| match e.kind() {
             csv::ErrorKind::UnequalLengths {
                 pos,
@@ -241,19 +326,21 @@ impl Profiler {
                 "{file}, line {}: {len} fields where the header has {expected_len} (a ragged row)",
                 pos.as_ref().map_or(0, |p| p.line())
             )),
+            csv::ErrorKind::Utf8 { pos, .. } => Error::invalid(format!(
+                "{file}, line {}: not valid UTF-8 (is the file in another encoding?)",
+                pos.as_ref().map_or(0, |p| p.line())
+            )),
             _ => Error::invalid(format!("{file}: {e}")),
         };
         let names: Vec<String> = if header {
-            let h = csv.byte_headers().map_err(bad)?;
-            h.iter()
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .collect()
+            let h = csv.headers().map_err(bad)?;
+            h.iter().map(str::to_string).collect()
         } else {
             Vec::new()
         };
-        let mut record = csv::ByteRecord::new();
+        let mut record = csv::StringRecord::new();
         let mut first = true;
-        while csv.read_byte_record(&mut record).map_err(bad)? {
+        while csv.read_record(&mut record).map_err(bad)? {
             if first {
                 let names = if header {
                     names.clone()
@@ -263,12 +350,7 @@ impl Profiler {
                 self.ensure_columns(names, file)?;
                 first = false;
             }
-            if !self.row(record.iter()) {
-                let line = record.position().map_or(0, |p| p.line());
-                return Err(Error::invalid(format!(
-                    "{file}, line {line}: not valid UTF-8 (is the file in another encoding?)"
-                )));
-            }
+            self.row(record.iter());
         }
         if first && header {
             self.ensure_columns(names, file)?;
@@ -301,8 +383,48 @@ impl Profiler {
                     Some(other) => other.to_string(),
                 })
                 .collect();
-            self.row(texts.iter().map(|t| t.as_bytes()));
+            self.row(texts.iter().map(String::as_str));
         }
+        Ok(())
+    }
+
+    /// Reads one Parquet file, a record batch at a time.
+    pub fn add_parquet(&mut self, file: std::fs::File, label: &str) -> Result<()> {
+        let bad = |e: &dyn std::fmt::Display| {
+            Error::invalid(format!("{label}: not a readable Parquet file: {e}"))
+        };
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(&e))?;
+        let names = builder
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        self.ensure_columns(names, label)?;
+        for batch in builder.build().map_err(|e| bad(&e))? {
+            let batch = batch.map_err(|e| bad(&e))?;
+            self.add_batch(&batch, label)?;
+        }
+        Ok(())
+    }
+
+    fn add_batch(&mut self, batch: &RecordBatch, file: &str) -> Result<()> {
+        let wanted = (PREVIEW_ROWS - self.preview.len()).min(batch.num_rows());
+        if wanted > 0 {
+            let texts = batch
+                .columns()
+                .iter()
+                .map(|a| formatter(a, file))
+                .collect::<Result<Vec<_>>>()?;
+            for row in 0..wanted {
+                self.preview
+                    .push(texts.iter().map(|t| t.value(row).to_string()).collect());
+            }
+        }
+        for (column, array) in self.columns.iter_mut().zip(batch.columns()) {
+            column.add_array(array, file)?;
+        }
+        self.rows += batch.num_rows() as u64;
         Ok(())
     }
 
@@ -325,13 +447,9 @@ impl Default for Profiler {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_csv_profile_has_types_nulls_extremes_and_distincts() {
-        let csv = "id,score,name,ok\n1,0.5,ann,true\n2,,bob,false\n3,2.5,ann,true\n";
-        let mut p = Profiler::new();
-        p.add_delimited(csv.as_bytes(), b',', true, "t.csv")
-            .unwrap();
-        let profile = p.finish();
+    /// The table both the CSV and the Parquet test profile: ids 1..3, a float with a null, a
+    /// string with two distinct values, a bool.
+    fn assert_sample_profile(profile: &Profile) {
         assert_eq!(profile.row_count, 3);
         let col = |n: &str| profile.columns.iter().find(|c| c.name == n).unwrap();
         assert_eq!(col("id").column_type, ColumnType::Int);
@@ -341,12 +459,21 @@ mod tests {
         );
         assert_eq!(col("id").mean, Some(2.0));
         assert_eq!(col("score").column_type, ColumnType::Float);
-        assert_eq!(col("score").nulls, 1);
-        assert_eq!(col("score").mean, Some(1.5));
+        assert_eq!((col("score").nulls, col("score").mean), (1, Some(1.5)));
         assert_eq!(col("name").column_type, ColumnType::String);
         assert_eq!(col("name").distinct_estimate, 2);
+        assert_eq!(col("name").min.as_deref(), Some("ann"));
         assert_eq!(col("ok").column_type, ColumnType::Bool);
         assert_eq!(profile.preview[1], vec!["2", "", "bob", "false"]);
+    }
+
+    #[test]
+    fn a_csv_profile_has_types_nulls_extremes_and_distincts() {
+        let csv = "id,score,name,ok\n1,0.5,ann,true\n2,,bob,false\n3,2.5,ann,true\n";
+        let mut p = Profiler::new();
+        p.add_delimited(csv.as_bytes(), b',', true, "t.csv")
+            .unwrap();
+        assert_sample_profile(&p.finish());
     }
 
     #[test]
@@ -386,5 +513,45 @@ mod tests {
             .add_json_lines("{\"x\": 1}\nnot json\n".as_bytes(), "b.jsonl")
             .unwrap_err();
         assert!(err.message.contains("b.jsonl, line 2"), "{}", err.message);
+    }
+
+    #[test]
+    fn parquet_columns_keep_their_types() {
+        use arrow_array::{BooleanArray, Float64Array, Int32Array, StringArray};
+        use std::sync::Arc;
+        let batch = RecordBatch::try_from_iter([
+            ("id", Arc::new(Int32Array::from(vec![1, 2, 3])) as ArrayRef),
+            (
+                "score",
+                Arc::new(Float64Array::from(vec![Some(0.5), None, Some(2.5)])) as ArrayRef,
+            ),
+            (
+                "name",
+                Arc::new(StringArray::from(vec!["ann", "bob", "ann"])) as ArrayRef,
+            ),
+            (
+                "ok",
+                Arc::new(BooleanArray::from(vec![true, false, true])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(&mut file, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let mut p = Profiler::new();
+        p.add_parquet(file, "t.parquet").unwrap();
+        assert_sample_profile(&p.finish());
+
+        let err = Profiler::new()
+            .add_parquet(tempfile::tempfile().unwrap(), "empty.parquet")
+            .unwrap_err();
+        assert!(
+            err.message
+                .contains("empty.parquet: not a readable Parquet file"),
+            "{}",
+            err.message
+        );
     }
 }

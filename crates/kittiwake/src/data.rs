@@ -28,6 +28,9 @@ pub enum DatastoreCommand {
         /// Replace files that exist.
         #[arg(long)]
         overwrite: bool,
+        /// Send the files through the server even where its folder is on this machine's disk.
+        #[arg(long)]
+        via_server: bool,
     },
     /// Download the files below a prefix of a datastore.
     Download {
@@ -36,6 +39,9 @@ pub enum DatastoreCommand {
         prefix: String,
         #[arg(long, default_value = ".")]
         to: PathBuf,
+        /// Fetch the files through the server even where its folder is on this machine's disk.
+        #[arg(long)]
+        via_server: bool,
     },
 }
 
@@ -104,6 +110,142 @@ fn files_of(source: &Path) -> Result<Vec<(PathBuf, String)>> {
     Ok(out)
 }
 
+/// Runs transfers, [`PARALLEL`] at a time since each waits on a disk or the server rather than
+/// on us, advancing the bar by the bytes each moved (`None`: skipped).
+async fn run_all<F>(
+    transfers: impl Iterator<Item = F>,
+    bar: &indicatif::ProgressBar,
+) -> Result<Vec<Option<u64>>>
+where
+    F: std::future::Future<Output = Result<Option<u64>>>,
+{
+    let results: Vec<Result<Option<u64>>> = futures::stream::iter(transfers)
+        .buffer_unordered(PARALLEL)
+        .inspect(|r| {
+            if let Ok(Some(len)) = r {
+                bar.inc(*len);
+            }
+        })
+        .collect()
+        .await;
+    results.into_iter().collect()
+}
+
+/// The datastore's folder when the server keeps its files on a disk this machine sees too (the
+/// same folder: same device and inode), so that files are copied directly, as `cp` would, instead
+/// of every byte crossing HTTP twice. `POST` asks for it in order to write, `GET` to read.
+async fn shared_folder(
+    client: &Client,
+    datastore: &str,
+    method: reqwest::Method,
+) -> Result<Option<PathBuf>> {
+    use std::os::unix::fs::MetadataExt;
+    let url = format!("{V1}/datastores/{datastore}/local-folder");
+    let doc = client.send(client.request(method, &url)).await?;
+    let folder = &doc["local_folder"];
+    let path = PathBuf::from(s(&folder["path"]));
+    let same = folder.is_object()
+        && std::fs::metadata(&path).is_ok_and(|m| {
+            Some(m.dev()) == folder["device"].as_u64() && Some(m.ino()) == folder["inode"].as_u64()
+        });
+    Ok(same.then_some(path))
+}
+
+async fn put_file(
+    client: &Client,
+    datastore: &str,
+    path: &Path,
+    name: &str,
+    overwrite: bool,
+) -> Result<Option<u64>> {
+    let data = tokio::fs::read(path)
+        .await
+        .with_context(|| format!("reading {}", path.display()))?;
+    let len = data.len() as u64;
+    let url = format!("{V1}/datastores/{datastore}/files/{}", encode_path(name));
+    let resp = client
+        .request(reqwest::Method::PUT, &url)
+        .query(&[("overwrite", overwrite.to_string())])
+        .body(data)
+        .send()
+        .await
+        .context("cannot reach the server")?;
+    let answer: Value = check(resp).await?.json().await?;
+    Ok((answer["skipped"] != true).then_some(len))
+}
+
+async fn get_file(
+    client: &Client,
+    datastore: &str,
+    path: &str,
+    target: PathBuf,
+) -> Result<Option<u64>> {
+    let url = format!("{V1}/datastores/{datastore}/files/{}", encode_path(path));
+    let resp = client.request(reqwest::Method::GET, &url).send().await?;
+    let data = check(resp).await?.bytes().await?;
+    if let Some(parent) = target.parent() {
+        tokio::fs::create_dir_all(parent).await?;
+    }
+    tokio::fs::write(&target, &data)
+        .await
+        .with_context(|| format!("writing {}", target.display()))?;
+    Ok(Some(data.len() as u64))
+}
+
+/// Copies a file into a datastore's folder under `name`, as the server would write it: never
+/// through a symbolic link, and whole or not at all (a temporary file renamed into place).
+async fn copy_into(
+    source: PathBuf,
+    folder: PathBuf,
+    name: String,
+    overwrite: bool,
+) -> Result<Option<u64>> {
+    tokio::task::spawn_blocking(move || -> Result<Option<u64>> {
+        let target = folder.join(&name);
+        let mut current = folder.clone();
+        for segment in name.split('/') {
+            current.push(segment);
+            if std::fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink()) {
+                bail!("{name}: the path passes through a symbolic link in the datastore");
+            }
+        }
+        if !overwrite && target.exists() {
+            return Ok(None);
+        }
+        let parent = target.parent().unwrap_or(&folder);
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+        let staged = tempfile::NamedTempFile::new_in(parent)
+            .with_context(|| format!("writing into {}", parent.display()))?;
+        let len = std::fs::copy(&source, staged.path())
+            .with_context(|| format!("copying {}", source.display()))?;
+        let placed = match overwrite {
+            true => staged.persist(&target),
+            false => staged.persist_noclobber(&target),
+        };
+        match placed {
+            Ok(_) => Ok(Some(len)),
+            // Written by someone else since the check above: kept, as the server would.
+            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
+            Err(e) => Err(e.error).with_context(|| format!("writing {}", target.display())),
+        }
+    })
+    .await?
+}
+
+async fn copy_out(source: PathBuf, target: PathBuf) -> Result<Option<u64>> {
+    tokio::task::spawn_blocking(move || -> Result<Option<u64>> {
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let len = std::fs::copy(&source, &target)
+            .with_context(|| format!("copying {} to {}", source.display(), target.display()))?;
+        Ok(Some(len))
+    })
+    .await?
+}
+
 pub async fn datastore(command: DatastoreCommand, conn: Connection) -> Result<()> {
     let client = conn.connect()?;
     match command {
@@ -139,52 +281,49 @@ pub async fn datastore(command: DatastoreCommand, conn: Connection) -> Result<()
             source,
             target,
             overwrite,
+            via_server,
         } => {
             let files = files_of(&source)?;
             let total = files
                 .iter()
                 .map(|f| std::fs::metadata(&f.0).map_or(0, |m| m.len()))
                 .sum();
-            let bar = crate::commands::bar(total, "upload");
             let prefix = target.trim_matches('/').to_string();
-            // Several files in flight at once: each request waits on the store, not on us.
-            let results: Vec<Result<bool>> = futures::stream::iter(&files)
-                .map(|(path, rel)| {
-                    let (client, bar, datastore) = (&client, &bar, &datastore);
-                    let name = if prefix.is_empty() {
-                        rel.clone()
-                    } else {
-                        format!("{prefix}/{rel}")
-                    };
-                    async move {
-                        let data = tokio::fs::read(path)
-                            .await
-                            .with_context(|| format!("reading {}", path.display()))?;
-                        let len = data.len() as u64;
-                        let url =
-                            format!("{V1}/datastores/{datastore}/files/{}", encode_path(&name));
-                        let resp = client
-                            .request(reqwest::Method::PUT, &url)
-                            .query(&[("overwrite", overwrite.to_string())])
-                            .body(data)
-                            .send()
-                            .await
-                            .context("cannot reach the server")?;
-                        let answer: Value = check(resp).await?.json().await?;
-                        bar.inc(len);
-                        Ok(answer["skipped"] != true)
-                    }
+            let files: Vec<(PathBuf, String)> = files
+                .into_iter()
+                .map(|(path, rel)| match prefix.as_str() {
+                    "" => (path, rel),
+                    p => (path, format!("{p}/{rel}")),
                 })
-                .buffer_unordered(PARALLEL)
-                .collect()
-                .await;
-            bar.finish_and_clear();
-            let mut written = 0;
-            for r in results {
-                if r? {
-                    written += 1;
-                }
+                .collect();
+            for (_, name) in &files {
+                kittiwake_domain::jobs::check_relative_path(name)
+                    .map_err(|e| anyhow::anyhow!(e.message))?;
             }
+            let folder = match via_server {
+                false => shared_folder(&client, &datastore, reqwest::Method::POST).await?,
+                true => None,
+            };
+            let bar = crate::commands::bar(total, "upload");
+            let written = match &folder {
+                Some(folder) => {
+                    let copies = files.iter().map(|(path, name)| {
+                        copy_into(path.clone(), folder.clone(), name.clone(), overwrite)
+                    });
+                    run_all(copies, &bar).await?
+                }
+                None => {
+                    run_all(
+                        files.iter().map(|(path, name)| {
+                            put_file(&client, &datastore, path, name, overwrite)
+                        }),
+                        &bar,
+                    )
+                    .await?
+                }
+            };
+            bar.finish_and_clear();
+            let written = written.iter().filter(|w| w.is_some()).count();
             let kept = files.len() - written;
             println!(
                 "Uploaded {written} file(s) to {datastore}; kept {kept} that existed (--overwrite replaces them)"
@@ -194,6 +333,7 @@ pub async fn datastore(command: DatastoreCommand, conn: Connection) -> Result<()
             datastore,
             prefix,
             to,
+            via_server,
         } => {
             let doc = client
                 .get(
@@ -202,36 +342,40 @@ pub async fn datastore(command: DatastoreCommand, conn: Connection) -> Result<()
                 )
                 .await?;
             let files = doc["files"].as_array().cloned().unwrap_or_default();
+            let paths = files
+                .iter()
+                .map(|f| {
+                    let path = s(&f["path"]);
+                    kittiwake_domain::jobs::check_relative_path(&path)
+                        .map_err(|e| anyhow::anyhow!(e.message))?;
+                    Ok(path)
+                })
+                .collect::<Result<Vec<String>>>()?;
+            let folder = match via_server {
+                false => shared_folder(&client, &datastore, reqwest::Method::GET).await?,
+                true => None,
+            };
             let bar = crate::commands::bar(
                 files.iter().map(|f| f["size"].as_u64().unwrap_or(0)).sum(),
                 "download",
             );
-            let results: Vec<Result<()>> = futures::stream::iter(&files)
-                .map(|f| {
-                    let (client, bar, datastore, to) = (&client, &bar, &datastore, &to);
-                    async move {
-                        let path = s(&f["path"]);
-                        kittiwake_domain::jobs::check_relative_path(&path)
-                            .map_err(|e| anyhow::anyhow!(e.message))?;
-                        let url =
-                            format!("{V1}/datastores/{datastore}/files/{}", encode_path(&path));
-                        let resp = client.request(reqwest::Method::GET, &url).send().await?;
-                        let data = check(resp).await?.bytes().await?;
-                        let target = to.join(&path);
-                        if let Some(parent) = target.parent() {
-                            tokio::fs::create_dir_all(parent).await?;
-                        }
-                        tokio::fs::write(&target, &data)
-                            .await
-                            .with_context(|| format!("writing {}", target.display()))?;
-                        bar.inc(data.len() as u64);
-                        Ok(())
-                    }
-                })
-                .buffer_unordered(PARALLEL)
-                .collect()
-                .await;
-            results.into_iter().collect::<Result<Vec<()>>>()?;
+            match &folder {
+                Some(folder) => {
+                    let copies = paths
+                        .iter()
+                        .map(|path| copy_out(folder.join(path), to.join(path)));
+                    run_all(copies, &bar).await?
+                }
+                None => {
+                    run_all(
+                        paths
+                            .iter()
+                            .map(|path| get_file(&client, &datastore, path, to.join(path))),
+                        &bar,
+                    )
+                    .await?
+                }
+            };
             bar.finish_and_clear();
             println!(
                 "Downloaded {} file(s) from {datastore} into {}",

@@ -316,52 +316,74 @@ async fn cli_moves_data_and_shows_datasets() {
     let data = dir.path().join("data");
     std::fs::create_dir_all(data.join("m")).unwrap();
     std::fs::write(data.join("m/a.csv"), "x,y\n1,2\n3,4\n").unwrap();
-    let uploaded = stdout(&kittiwake(
-        dir.path(),
-        &[
+    let source = data.to_str().unwrap();
+    let upload = |target: &str, extra: &[&str]| {
+        let mut args = vec![
             "datastore",
             "upload",
             "workspaceblobstore",
-            data.to_str().unwrap(),
+            source,
             "--target",
-            "raw",
-        ],
-    ));
+            target,
+        ];
+        args.extend(extra);
+        kittiwake(dir.path(), &args)
+    };
+    let uploaded = stdout(&upload("raw", &[]));
     assert!(uploaded.contains("Uploaded 1 file"), "{uploaded}");
-    let again = stdout(&kittiwake(
-        dir.path(),
-        &[
-            "datastore",
-            "upload",
-            "workspaceblobstore",
-            data.to_str().unwrap(),
-            "--target",
-            "raw",
-        ],
-    ));
+    let again = stdout(&upload("raw", &[]));
     assert!(again.contains("kept 1"), "{again}");
     let stores = stdout(&kittiwake(dir.path(), &["datastore", "list"]));
     assert!(
         stores.contains("workspaceblobstore") && stores.contains("WorkspaceBlob"),
         "{stores}"
     );
-    let copy = dir.path().join("copy");
-    stdout(&kittiwake(
-        dir.path(),
-        &[
+    // The upload above went straight into the server's folder, which this machine sees; through
+    // the server the same commands move the same bytes.
+    let (status, folder) = s
+        .call(
+            reqwest::Method::GET,
+            "/api/kittiwake/v1/datastores/workspaceblobstore/local-folder",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{folder}");
+    let folder = std::path::PathBuf::from(folder["local_folder"]["path"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(folder.join("raw/m/a.csv")).unwrap(),
+        "x,y\n1,2\n3,4\n"
+    );
+    std::fs::write(data.join("m/a.csv"), "x,y\n1,2\n3,4\n5,6\n").unwrap();
+    let replaced = stdout(&upload("raw", &["--overwrite", "--via-server"]));
+    assert!(replaced.contains("Uploaded 1 file"), "{replaced}");
+    for via in [&[][..], &["--via-server"]] {
+        let out = upload("../escape", via);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("Invalid path"),
+            "{via:?}: {err}"
+        );
+    }
+    assert!(!folder.parent().unwrap().join("escape").exists());
+    for (to, via) in [("direct", None), ("served", Some("--via-server"))] {
+        let target = dir.path().join(to);
+        let mut args = vec![
             "datastore",
             "download",
             "workspaceblobstore",
             "--prefix",
             "raw",
             "--to",
-            copy.to_str().unwrap(),
-        ],
-    ));
-    assert_eq!(
-        std::fs::read_to_string(copy.join("raw/m/a.csv")).unwrap(),
-        "x,y\n1,2\n3,4\n"
-    );
+            target.to_str().unwrap(),
+        ];
+        args.extend(via);
+        stdout(&kittiwake(dir.path(), &args));
+        assert_eq!(
+            std::fs::read_to_string(target.join("raw/m/a.csv")).unwrap(),
+            "x,y\n1,2\n3,4\n5,6\n",
+            "{to}"
+        );
+    }
 
     let (status, body) = s
         .call(
@@ -388,7 +410,7 @@ async fn cli_moves_data_and_shows_datasets() {
     assert_eq!(shown["files"][0]["path"], "raw/m/a.csv");
     let profile = stdout(&kittiwake(dir.path(), &["dataset", "profile", "table"]));
     assert!(
-        profile.contains("2 rows") && profile.contains("int"),
+        profile.contains("3 rows") && profile.contains("int"),
         "{profile}"
     );
     let runs = stdout(&kittiwake(
