@@ -39,6 +39,10 @@ def timed(fn):
     return time.perf_counter() - t
 
 
+def folder_bytes(folder):
+    return sum(os.path.getsize(os.path.join(d, n)) for d, _, names in os.walk(folder) for n in names)
+
+
 def run(*args, env=None):
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL, env=env)
 
@@ -104,6 +108,8 @@ def main():
                     order = ["up", "up_served", "cp_up", "down", "down_served", "cp_down"]
                 for key in order:
                     times[key].append(timed(figures[key]))
+                    if key in ("down", "down_served"):
+                        assert folder_bytes(os.path.join(tmp, "down")) == args.files * per_file, key
                     for d in {"down": ["down"], "down_served": ["down"], "cp_down": ["cp-copy-2"]}.get(key, []):
                         shutil.rmtree(os.path.join(tmp, d))
                 shutil.rmtree(os.path.join(tmp, "cp-copy"))
