@@ -272,32 +272,40 @@ impl Store {
         run_id: &str,
         patch: &RunPatch,
     ) -> Result<Option<RunInfo>> {
-        let (_guard, mut tx) = self.write().await?;
         // RETURNING takes bare column names.
         let columns = RUN_COLUMNS.replace("r.", "");
-        let row = sqlx::query(AssertSqlSafe(format!(
+        let update = format!(
             "UPDATE runs SET status = COALESCE($1, status), end_time = COALESCE($2, end_time), \
              run_name = COALESCE($3, run_name) WHERE run_id = $4 AND lifecycle_stage = 'active' \
              RETURNING {columns}"
-        )))
-        .bind(patch.status.map(|s| s.as_str()))
-        .bind(patch.end_time)
-        .bind(patch.run_name.as_deref())
-        .bind(run_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error)?;
-        let Some(row) = row else {
+        );
+        let update = || {
+            sqlx::query(AssertSqlSafe(update.clone()))
+                .bind(patch.status.map(|s| s.as_str()))
+                .bind(patch.end_time)
+                .bind(patch.run_name.as_deref())
+                .bind(run_id)
+        };
+        let Some(name) = &patch.run_name else {
+            // Status and end time alone (ending a run, the common call) are one statement,
+            // atomic by itself.
+            let _guard = self.write_lock.lock().await;
+            let row = update()
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error)?;
+            return row.as_ref().map(run_info_from_row).transpose();
+        };
+        let (_guard, mut tx) = self.write().await?;
+        let Some(row) = update().fetch_optional(&mut *tx).await.map_err(db_error)? else {
             return Ok(None);
         };
-        if let Some(name) = &patch.run_name {
-            set_tags_if_active(
-                &mut *tx,
-                run_id,
-                &[Tag::new("mlflow.runName", name.clone())],
-            )
-            .await?;
-        }
+        set_tags_if_active(
+            &mut *tx,
+            run_id,
+            &[Tag::new("mlflow.runName", name.clone())],
+        )
+        .await?;
         tx.commit().await.map_err(db_error)?;
         run_info_from_row(&row).map(Some)
     }
