@@ -146,23 +146,70 @@ pub fn parse_gpu_indices(text: &str) -> Vec<u32> {
         .collect()
 }
 
-/// The GPUs `nvidia-smi` reports on this machine; none when it is missing or fails.
+/// How long the server waits for `nvidia-smi` at start: a wedged driver can make it hang.
+pub const GPU_DETECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The GPUs `nvidia-smi` reports on this machine; none when it is missing, fails, or does not
+/// answer within [`GPU_DETECTION_TIMEOUT`] (then it is killed, and a warning says so).
 pub async fn detect_gpus() -> Vec<u32> {
-    let out = Command::new("nvidia-smi")
+    detect_gpus_with("nvidia-smi", GPU_DETECTION_TIMEOUT).await
+}
+
+async fn detect_gpus_with(program: &str, timeout: Duration) -> Vec<u32> {
+    let run = Command::new(program)
         .args(["--query-gpu=index", "--format=csv,noheader"])
         .stdin(Stdio::null())
         .stderr(Stdio::null())
-        .output()
-        .await;
-    match out {
-        Ok(out) if out.status.success() => parse_gpu_indices(&String::from_utf8_lossy(&out.stdout)),
-        _ => Vec::new(),
+        .kill_on_drop(true)
+        .output();
+    match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(out)) if out.status.success() => {
+            parse_gpu_indices(&String::from_utf8_lossy(&out.stdout))
+        }
+        Ok(_) => Vec::new(),
+        Err(_) => {
+            tracing::warn!(
+                "{program} did not answer in {}s; the local target gets no GPUs (--local-gpus names them)",
+                timeout.as_secs()
+            );
+            Vec::new()
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_hung_gpu_query_is_given_up_on() {
+        let dir = std::env::temp_dir().join(format!("kw-gpu-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = |name: &str, body: &str| {
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+            path.to_string_lossy().into_owned()
+        };
+        let answers = script("answers", "printf '0\\n1\\n'");
+        let hangs = script("hangs", "exec sleep 30");
+        let second = Duration::from_secs(1);
+        assert_eq!(detect_gpus_with(&answers, second).await, vec![0, 1]);
+        let started = std::time::Instant::now();
+        assert!(
+            detect_gpus_with(&hangs, Duration::from_millis(200))
+                .await
+                .is_empty()
+        );
+        assert!(started.elapsed() < second, "{:?}", started.elapsed());
+        assert!(
+            detect_gpus_with("/nonexistent/nvidia-smi", second)
+                .await
+                .is_empty()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn gpu_indices_come_from_nvidia_smi_csv() {

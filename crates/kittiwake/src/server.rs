@@ -103,6 +103,14 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // nvidia-smi can take a second or more to answer: it runs while the stores open.
+    let given_gpus = args.local_gpus.clone();
+    let gpus = tokio::spawn(async move {
+        match given_gpus {
+            Some(gpus) => gpus,
+            None => detect_gpus().await,
+        }
+    });
     let (store, blob) = open_stores(&args.data_dir).await?;
     let data_dir = args.data_dir.canonicalize()?;
     let workspace = workspace_identity(&store, &args.workspace).await?;
@@ -155,10 +163,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
     };
-    let gpus = match args.local_gpus {
-        Some(gpus) => gpus,
-        None => detect_gpus().await,
-    };
+    let gpus = gpus.await.context("detecting GPUs")?;
     jobs.ensure_local_target(slots.max(1), gpus).await?;
     jobs.register_curated().await?;
     jobs.set_server_url(&url);
