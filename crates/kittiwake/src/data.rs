@@ -141,6 +141,7 @@ async fn shared_folder(
 ) -> Result<Option<PathBuf>> {
     use std::os::unix::fs::MetadataExt;
     let url = format!("{V1}/datastores/{datastore}/local-folder");
+    let reading = method == reqwest::Method::GET;
     let doc = client.send(client.request(method, &url)).await?;
     let folder = &doc["local_folder"];
     let path = PathBuf::from(s(&folder["path"]));
@@ -148,7 +149,13 @@ async fn shared_folder(
         && std::fs::metadata(&path).is_ok_and(|m| {
             Some(m.dev()) == folder["device"].as_u64() && Some(m.ino()) == folder["inode"].as_u64()
         });
-    Ok(same.then_some(path))
+    // The server may run as another user: where this one may not write (or read), the bytes go
+    // through the server instead.
+    let usable = || match reading {
+        true => std::fs::read_dir(&path).is_ok(),
+        false => tempfile::tempfile_in(&path).is_ok(),
+    };
+    Ok((same && usable()).then_some(path))
 }
 
 async fn put_file(
