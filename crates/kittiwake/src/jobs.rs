@@ -451,6 +451,6 @@ pub async fn compute(command: ComputeCommand, conn: Connection) -> Result<()> {
             vec![s(&t["name"]), s(&t["kind"]), s(&t["slots"]), gpus]
         })
         .collect();
-    println!("{}", table(&["NAME", "KIND", "SLOTS", "GPUS"], rows));
+    println!("{}", table(&["NAME", "KIND", "SLOTS", "GPU IDS"], rows));
     Ok(())
 }
