@@ -269,10 +269,16 @@ impl Data {
             .and_then(Value::as_bool)
             .unwrap_or(true);
         let mut profiler = Profiler::new();
+        // Each datastore's folder is looked up once, not once per file.
+        let mut folders = std::collections::HashMap::new();
         for f in files {
             let label = format!("{}:{}", f.datastore, f.path);
+            if !folders.contains_key(&f.datastore) {
+                let folder = self.local_folder(&f.datastore).await?;
+                folders.insert(f.datastore.clone(), folder);
+            }
             // A file on the server's own disk is read in place; others stream from their store.
-            let source = match self.local_folder(&f.datastore).await? {
+            let source = match &folders[&f.datastore] {
                 Some(folder) => Source::Local(folder.path.join(&f.path)),
                 None => {
                     let (_, stream) = self.read_in_pieces(&f.datastore, &f.path, 8 << 20).await?;

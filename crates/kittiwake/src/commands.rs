@@ -127,6 +127,20 @@ pub async fn secrets(command: SecretsCommand, data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Prints records as JSON (`--json`) or as a table with one column per `(title, field)`.
+pub(crate) fn print_records(records: &[Value], json: bool, columns: &[(&str, &str)]) -> Result<()> {
+    if json {
+        return print_json(&json!(records));
+    }
+    let rows = records
+        .iter()
+        .map(|r| columns.iter().map(|(_, field)| s(&r[*field])).collect())
+        .collect();
+    let titles: Vec<&str> = columns.iter().map(|(title, _)| *title).collect();
+    println!("{}", table(&titles, rows));
+    Ok(())
+}
+
 pub(crate) fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY).set_header(header.to_vec());

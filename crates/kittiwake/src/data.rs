@@ -8,7 +8,7 @@ use futures::StreamExt;
 use serde_json::{Value, json};
 
 use crate::client::{Client, Connection, check};
-use crate::commands::{print_json, s, table};
+use crate::commands::{print_json, print_records, s, table};
 
 const V1: &str = "/api/kittiwake/v1";
 /// Files in flight at once for uploads and downloads.
@@ -409,29 +409,18 @@ pub async fn dataset(command: DatasetCommand, conn: Connection) -> Result<()> {
         DatasetCommand::List => {
             let doc = client.get(&format!("{V1}/datasets"), &[]).await?;
             let sets = doc["datasets"].as_array().cloned().unwrap_or_default();
-            if conn.json {
-                return print_json(&json!(sets));
-            }
-            let rows = sets
-                .iter()
-                .map(|d| {
-                    vec![
-                        s(&d["name"]),
-                        s(&d["version"]),
-                        s(&d["dataset_type"]),
-                        s(&d["file_count"]),
-                        s(&d["total_bytes"]),
-                        s(&d["description"]),
-                    ]
-                })
-                .collect();
-            println!(
-                "{}",
-                table(
-                    &["NAME", "VERSION", "TYPE", "FILES", "BYTES", "DESCRIPTION"],
-                    rows
-                )
-            );
+            print_records(
+                &sets,
+                conn.json,
+                &[
+                    ("NAME", "name"),
+                    ("VERSION", "version"),
+                    ("TYPE", "dataset_type"),
+                    ("FILES", "file_count"),
+                    ("BYTES", "total_bytes"),
+                    ("DESCRIPTION", "description"),
+                ],
+            )?;
         }
         DatasetCommand::Show { name, version } => {
             print_json(&version_doc(&client, &name, &version).await?)?;
@@ -498,14 +487,15 @@ pub async fn dataset(command: DatasetCommand, conn: Connection) -> Result<()> {
                 )
                 .await?;
             let runs = runs["runs"].as_array().cloned().unwrap_or_default();
-            if conn.json {
-                return print_json(&json!(runs));
-            }
-            let rows = runs
-                .iter()
-                .map(|r| vec![s(&r["run_id"]), s(&r["direction"]), s(&r["name"])])
-                .collect();
-            println!("{}", table(&["RUN", "DIRECTION", "AS"], rows));
+            print_records(
+                &runs,
+                conn.json,
+                &[
+                    ("RUN", "run_id"),
+                    ("DIRECTION", "direction"),
+                    ("AS", "name"),
+                ],
+            )?;
         }
     }
     Ok(())
@@ -517,23 +507,14 @@ pub async fn run_datasets(client: &Client, run_id: &str, json_out: bool) -> Resu
         .get(&format!("{V1}/runs/{run_id}/datasets"), &[])
         .await?;
     let edges = doc["datasets"].as_array().cloned().unwrap_or_default();
-    if json_out {
-        return print_json(&json!(edges));
-    }
-    let rows = edges
-        .iter()
-        .map(|e| {
-            vec![
-                s(&e["direction"]),
-                s(&e["name"]),
-                s(&e["dataset_name"]),
-                s(&e["dataset_version"]),
-            ]
-        })
-        .collect();
-    println!(
-        "{}",
-        table(&["DIRECTION", "AS", "DATASET", "VERSION"], rows)
-    );
-    Ok(())
+    print_records(
+        &edges,
+        json_out,
+        &[
+            ("DIRECTION", "direction"),
+            ("AS", "name"),
+            ("DATASET", "dataset_name"),
+            ("VERSION", "dataset_version"),
+        ],
+    )
 }
