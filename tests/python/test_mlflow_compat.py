@@ -192,6 +192,12 @@ def test_log_inputs_and_dataset_search(mlflow_server):
     exp_id = run.info.experiment_id
     assert [r.info.run_id for r in MlflowClient().search_runs([exp_id], "dataset.name = 'train-set'")] == [run.info.run_id]
     assert [r.info.run_id for r in MlflowClient().search_runs([exp_id], "dataset.context = 'training'")] == [run.info.run_id]
+    with mlflow.start_run() as plain:
+        mlflow.log_metric("loss", 0.5)
+    found = {r.info.run_id: r for r in MlflowClient().search_runs([exp_id])}
+    assert [d.dataset.name for d in found[run.info.run_id].inputs.dataset_inputs] == ["train-set"]
+    assert found[plain.info.run_id].inputs.dataset_inputs == []
+    assert found[plain.info.run_id].data.metrics == {"loss": 0.5}
 
 
 def test_logged_models(mlflow_server):
@@ -212,6 +218,9 @@ def test_logged_models(mlflow_server):
     assert str(logged.status).endswith("READY")
     assert logged.source_run_id == run.info.run_id and logged.params == {"alpha": "0.5"}
     assert [o.model_id for o in client.get_run(run.info.run_id).outputs.model_outputs] == [info.model_id]
+    [searched] = client.search_runs([run.info.experiment_id])
+    assert [o.model_id for o in searched.outputs.model_outputs] == [info.model_id]
+    assert searched.data.metrics == {"rmse": 0.01}
     client.set_logged_model_tags(info.model_id, {"stage": "candidate"})
     assert client.get_logged_model(info.model_id).tags["stage"] == "candidate"
     client.delete_logged_model_tag(info.model_id, "stage")

@@ -53,7 +53,8 @@ pub(crate) fn run_info_from_row(row: &AnyRow) -> Result<RunInfo> {
 }
 
 /// The run columns of the `runs` row aliased `alias`, followed by its params and tags, each packed
-/// into one text column. Hundreds of key/value rows cost far more to carry out of the database one
+/// into one text column, and `linked`: whether the run has dataset inputs or model links, so that
+/// reading a run without any costs no query for them. Hundreds of key/value rows cost far more to carry out of the database one
 /// row at a time than to pack into a string there and split here. The packing is
 /// `<bytes>:<key><bytes>:<value>` repeated, which needs no escaping, and `string_agg` and
 /// `octet_length` are spelled the same in SQLite and PostgreSQL.
@@ -66,21 +67,25 @@ pub(crate) fn run_with_params_and_tags(alias: &str) -> String {
         )
     };
     format!(
-        "{columns}, {} AS packed_params, {} AS packed_tags",
+        "{columns}, {} AS packed_params, {} AS packed_tags, \
+         CASE WHEN EXISTS (SELECT 1 FROM dataset_inputs di WHERE di.run_id = {alias}.run_id) \
+         OR EXISTS (SELECT 1 FROM run_model_links ml WHERE ml.run_id = {alias}.run_id) \
+         THEN 1 ELSE 0 END AS linked",
         packed("params"),
         packed("run_tags")
     )
 }
 
-/// A run read with [`run_with_params_and_tags`]; its metrics, inputs and outputs come later.
-pub(crate) fn run_from_row(row: &AnyRow) -> Result<Run> {
+/// A run read with [`run_with_params_and_tags`], and whether it is `linked`; its metrics, inputs
+/// and outputs come from [`Store::with_metrics_and_links`].
+pub(crate) fn run_from_row(row: &AnyRow) -> Result<(Run, bool)> {
     let unpack = |column: &str| -> Result<Vec<Tag>> {
         let packed: Option<String> = row.try_get(column).map_err(db_error)?;
         let mut pairs = unpack_pairs(packed.as_deref().unwrap_or_default())?;
         pairs.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(pairs)
     };
-    Ok(Run {
+    let run = Run {
         info: run_info_from_row(row)?,
         params: unpack("packed_params")?,
         tags: unpack("packed_tags")?,
@@ -88,7 +93,9 @@ pub(crate) fn run_from_row(row: &AnyRow) -> Result<Run> {
         dataset_inputs: Vec::new(),
         model_inputs: Vec::new(),
         model_outputs: Vec::new(),
-    })
+    };
+    let linked: i64 = row.try_get("linked").map_err(db_error)?;
+    Ok((run, linked != 0))
 }
 
 /// Splits what [`run_with_params_and_tags`] packed back into key/value pairs.
@@ -146,7 +153,9 @@ impl Store {
         if artifact_uri.is_none() {
             return Ok(None);
         }
-        set_tags_if_active(&mut *tx, run.run_id, run.tags).await?;
+        if !run.tags.is_empty() {
+            set_tags_if_active(&mut *tx, run.run_id, run.tags).await?;
+        }
         if let Some(job) = &run.job {
             crate::jobs::insert_job(&mut tx, run.run_id, job).await?;
         }
@@ -176,94 +185,101 @@ impl Store {
         .await
         .map_err(db_error)?
         .ok_or_else(|| Error::not_found(format!("Run with id={run_id} not found")))?;
-        let mut runs = vec![run_from_row(&row)?];
-        self.attach_metrics_inputs_and_outputs(&mut runs).await?;
+        let mut runs = self
+            .with_metrics_and_links(vec![run_from_row(&row)?])
+            .await?;
         Ok(runs.remove(0))
     }
 
-    /// Adds latest metrics, model inputs and outputs (one query) and dataset inputs (another) to
-    /// runs read with [`run_with_params_and_tags`].
-    pub(crate) async fn attach_metrics_inputs_and_outputs(&self, runs: &mut [Run]) -> Result<()> {
+    /// Completes runs read with [`run_from_row`]: latest metrics for all (one query), then model
+    /// links and dataset inputs (one query each) for the runs that have any.
+    pub(crate) async fn with_metrics_and_links(&self, rows: Vec<(Run, bool)>) -> Result<Vec<Run>> {
+        let linked: Vec<Arg> = rows
+            .iter()
+            .filter(|(_, linked)| *linked)
+            .map(|(run, _)| Arg::Text(run.info.run_id.clone()))
+            .collect();
+        let mut runs: Vec<Run> = rows.into_iter().map(|(run, _)| run).collect();
         if runs.is_empty() {
-            return Ok(());
+            return Ok(runs);
         }
-        let ids = || runs.iter().map(|r| Arg::Text(r.info.run_id.clone()));
         let mut metrics: HashMap<String, Vec<Metric>> = HashMap::new();
-        let mut model_inputs: HashMap<String, Vec<ModelIo>> = HashMap::new();
-        let mut model_outputs: HashMap<String, Vec<ModelIo>> = HashMap::new();
         let mut sql = Sql::new(
-            "SELECT 'm' AS kind, run_id, key, value AS num, is_nan, step, timestamp AS ts FROM latest_metrics WHERE run_id IN ",
+            "SELECT run_id, key, value, is_nan, step, timestamp FROM latest_metrics WHERE run_id IN ",
         );
-        sql.bind_list(ids());
-        sql.push(
-            " UNION ALL SELECT direction, run_id, model_id, 0.0, 0, step, 0 FROM run_model_links WHERE run_id IN ",
-        );
-        sql.bind_list(ids());
-        sql.push(" ORDER BY 3");
+        sql.bind_list(runs.iter().map(|r| Arg::Text(r.info.run_id.clone())));
+        sql.push(" ORDER BY key");
         for row in sql.query().fetch_all(&self.pool).await.map_err(db_error)? {
-            let kind: String = row.try_get("kind").map_err(db_error)?;
-            let run_id: String = row.try_get("run_id").map_err(db_error)?;
-            let key: String = row.try_get("key").map_err(db_error)?;
-            let step: i64 = row.try_get("step").map_err(db_error)?;
-            match kind.as_str() {
-                "m" => {
-                    let is_nan: i64 = row.try_get("is_nan").map_err(db_error)?;
-                    let value: f64 = row.try_get("num").map_err(db_error)?;
-                    metrics.entry(run_id).or_default().push(Metric {
-                        key,
-                        point: MetricPoint {
-                            step,
-                            timestamp: row.try_get("ts").map_err(db_error)?,
-                            value: if is_nan != 0 { f64::NAN } else { value },
-                        },
-                    });
-                }
-                direction => {
-                    let into = if direction == "input" {
-                        &mut model_inputs
-                    } else {
-                        &mut model_outputs
-                    };
-                    into.entry(run_id).or_default().push(ModelIo {
-                        model_id: key,
-                        step,
-                    });
-                }
-            }
-        }
-        let mut inputs: HashMap<String, Vec<DatasetInput>> = HashMap::new();
-        let mut sql = Sql::new(
-            "SELECT i.run_id, i.tags_json, d.name, d.digest, d.source_type, d.source, d.dataset_schema, d.profile \
-             FROM dataset_inputs i JOIN datasets d ON d.dataset_id = i.dataset_id WHERE i.run_id IN ",
-        );
-        sql.bind_list(ids());
-        for row in sql.query().fetch_all(&self.pool).await.map_err(db_error)? {
-            let tags_json: String = row.try_get("tags_json").map_err(db_error)?;
-            let tags: Vec<(String, String)> = serde_json::from_str(&tags_json)
-                .map_err(|e| Error::internal(format!("corrupt dataset input tags: {e}")))?;
-            inputs
+            let is_nan: i64 = row.try_get("is_nan").map_err(db_error)?;
+            let value: f64 = row.try_get("value").map_err(db_error)?;
+            metrics
                 .entry(row.try_get("run_id").map_err(db_error)?)
                 .or_default()
-                .push(DatasetInput {
-                    tags: tags.into_iter().map(|(k, v)| Tag::new(k, v)).collect(),
-                    dataset: Dataset {
-                        name: row.try_get("name").map_err(db_error)?,
-                        digest: row.try_get("digest").map_err(db_error)?,
-                        source_type: row.try_get("source_type").map_err(db_error)?,
-                        source: row.try_get("source").map_err(db_error)?,
-                        schema: row.try_get("dataset_schema").map_err(db_error)?,
-                        profile: row.try_get("profile").map_err(db_error)?,
+                .push(Metric {
+                    key: row.try_get("key").map_err(db_error)?,
+                    point: MetricPoint {
+                        step: row.try_get("step").map_err(db_error)?,
+                        timestamp: row.try_get("timestamp").map_err(db_error)?,
+                        value: if is_nan != 0 { f64::NAN } else { value },
                     },
                 });
         }
-        for run in runs {
+        let mut model_inputs: HashMap<String, Vec<ModelIo>> = HashMap::new();
+        let mut model_outputs: HashMap<String, Vec<ModelIo>> = HashMap::new();
+        let mut inputs: HashMap<String, Vec<DatasetInput>> = HashMap::new();
+        if !linked.is_empty() {
+            let mut sql = Sql::new(
+                "SELECT run_id, model_id, step, direction FROM run_model_links WHERE run_id IN ",
+            );
+            sql.bind_list(linked.iter().cloned());
+            sql.push(" ORDER BY model_id");
+            for row in sql.query().fetch_all(&self.pool).await.map_err(db_error)? {
+                let direction: String = row.try_get("direction").map_err(db_error)?;
+                let into = if direction == "input" {
+                    &mut model_inputs
+                } else {
+                    &mut model_outputs
+                };
+                into.entry(row.try_get("run_id").map_err(db_error)?)
+                    .or_default()
+                    .push(ModelIo {
+                        model_id: row.try_get("model_id").map_err(db_error)?,
+                        step: row.try_get("step").map_err(db_error)?,
+                    });
+            }
+            let mut sql = Sql::new(
+                "SELECT i.run_id, i.tags_json, d.name, d.digest, d.source_type, d.source, d.dataset_schema, d.profile \
+                 FROM dataset_inputs i JOIN datasets d ON d.dataset_id = i.dataset_id WHERE i.run_id IN ",
+            );
+            sql.bind_list(linked);
+            for row in sql.query().fetch_all(&self.pool).await.map_err(db_error)? {
+                let tags_json: String = row.try_get("tags_json").map_err(db_error)?;
+                let tags: Vec<(String, String)> = serde_json::from_str(&tags_json)
+                    .map_err(|e| Error::internal(format!("corrupt dataset input tags: {e}")))?;
+                inputs
+                    .entry(row.try_get("run_id").map_err(db_error)?)
+                    .or_default()
+                    .push(DatasetInput {
+                        tags: tags.into_iter().map(|(k, v)| Tag::new(k, v)).collect(),
+                        dataset: Dataset {
+                            name: row.try_get("name").map_err(db_error)?,
+                            digest: row.try_get("digest").map_err(db_error)?,
+                            source_type: row.try_get("source_type").map_err(db_error)?,
+                            source: row.try_get("source").map_err(db_error)?,
+                            schema: row.try_get("dataset_schema").map_err(db_error)?,
+                            profile: row.try_get("profile").map_err(db_error)?,
+                        },
+                    });
+            }
+        }
+        for run in &mut runs {
             let id = &run.info.run_id;
             run.metrics = metrics.remove(id).unwrap_or_default();
             run.dataset_inputs = inputs.remove(id).unwrap_or_default();
             run.model_inputs = model_inputs.remove(id).unwrap_or_default();
             run.model_outputs = model_outputs.remove(id).unwrap_or_default();
         }
-        Ok(())
+        Ok(runs)
     }
 
     /// Updates an active run and returns it as updated; `None` if no active run has this id.

@@ -264,13 +264,12 @@ impl Store {
         page(&mut sql, q.offset, q.limit);
         let rows = sql.query().fetch_all(&self.pool).await.map_err(db_error)?;
         let more = rows.len() as i64 > q.limit;
-        let mut runs = rows
+        let runs = rows
             .iter()
             .take(q.limit as usize)
             .map(run_from_row)
             .collect::<Result<Vec<_>>>()?;
-        self.attach_metrics_inputs_and_outputs(&mut runs).await?;
-        Ok((runs, more))
+        Ok((self.with_metrics_and_links(runs).await?, more))
     }
 
     pub async fn search_experiments(
