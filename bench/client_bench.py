@@ -30,6 +30,8 @@ os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KITTIWAKE = os.path.join(ROOT, "target", "release", "kittiwake")
 NULL_SERVER = os.path.join(ROOT, "target", "release", "null-server")
+# A command every server starts under; `--pin` sets it to `taskset -c 0`.
+SERVER_PREFIX = []
 MLFLOW = os.path.join(os.path.dirname(sys.executable), "mlflow")
 
 
@@ -98,8 +100,8 @@ class Target:
 
 def start_kittiwake(folder):
     started = time.time()
-    proc = subprocess.Popen([KITTIWAKE, "server", "--port", "0"], cwd=folder, stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen([*SERVER_PREFIX, KITTIWAKE, "server", "--port", "0"], cwd=folder,
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
     url = re.search(r"http://[\d.:]+", proc.stdout.readline()).group(0)
     startup = wait_healthy(url, started)
     token = open(os.path.join(folder, ".kittiwake", "admin.token")).read().strip()
@@ -109,14 +111,14 @@ def start_kittiwake(folder):
 def start_mlflow(folder):
     port = free_port()
     started = time.time()
-    proc = subprocess.Popen([MLFLOW, "server", "--host", "127.0.0.1", "--port", str(port)], cwd=folder,
+    proc = subprocess.Popen([*SERVER_PREFIX, MLFLOW, "server", "--host", "127.0.0.1", "--port", str(port)], cwd=folder,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = "http://127.0.0.1:%d" % port
     return Target("mlflow", url, proc, startup=wait_healthy(url, started))
 
 
 def start_null(responses_file):
-    proc = subprocess.Popen([NULL_SERVER, responses_file], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen([*SERVER_PREFIX, NULL_SERVER, responses_file], stdout=subprocess.PIPE, text=True, start_new_session=True)
     url = re.search(r"http://[\d.:]+", proc.stdout.readline()).group(0)
     return Target("do-nothing", url, proc)
 
@@ -228,7 +230,12 @@ print(elapsed)
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--budget", type=float, default=20.0, help="seconds per workload at most")
+    parser.add_argument("--pin", action="store_true",
+                        help="run every server on CPU 0 and the client on CPU 1, instead of sharing both")
     args = parser.parse_args()
+    if args.pin:
+        SERVER_PREFIX[:] = ["taskset", "-c", "0"]
+        os.sched_setaffinity(0, {1})
     tmp = tempfile.mkdtemp(prefix="kittiwake-bench-")
     results, extra = {}, {}
     try:
