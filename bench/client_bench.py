@@ -33,6 +33,8 @@ NULL_SERVER = os.path.join(ROOT, "target", "release", "null-server")
 # A command every server starts under; `--pin` sets it to `taskset -c 0`.
 SERVER_PREFIX = []
 MLFLOW = os.path.join(os.path.dirname(sys.executable), "mlflow")
+# The search workload: 300 runs, each with a metric `acc` and a param `opt` (see seed_search_runs).
+SEARCH_FILTER = "metrics.acc > 0.5 AND params.opt = 'adam'"
 
 
 def free_port():
@@ -140,7 +142,7 @@ def rate(fn, count, budget):
 
 
 def workloads(client, budget):
-    from mlflow.entities import Metric, Param
+    from mlflow.entities import Metric
     exp = client.create_experiment("bench-%d" % time.time_ns())
     run = client.create_run(exp).info.run_id
     out = {}
@@ -160,15 +162,21 @@ def workloads(client, budget):
     out["create+log+terminate runs/s"] = rate(create_log_terminate, 1000, budget)
 
     search_exp = client.create_experiment("bench-search-%d" % time.time_ns())
-    for i in range(300):
-        r = client.create_run(search_exp).info.run_id
-        client.log_batch(r, metrics=[Metric("acc", (i % 100) / 100, 1, 0)], params=[Param("opt", "adam" if i % 2 else "sgd")])
-    query = dict(experiment_ids=[search_exp], filter_string="metrics.acc > 0.5 AND params.opt = 'adam'",
-                 order_by=["metrics.acc DESC"])
+    seed_search_runs(client, search_exp)
+    query = dict(experiment_ids=[search_exp], filter_string=SEARCH_FILTER, order_by=["metrics.acc DESC"])
     expected = sum(1 for i in range(300) if (i % 100) / 100 > 0.5 and i % 2)
     assert len(client.search_runs(**query)) == expected
     out["search of 300 runs, metric+param filter, order (ms)"] = 1000 / rate(lambda i: client.search_runs(**query), 200, budget)
     return out, {"run": run, "hist_run": hist_run, "exp": exp, "search_exp": search_exp}
+
+
+def seed_search_runs(client, experiment_id):
+    """Fills an experiment with the search workload's 300 runs."""
+    from mlflow.entities import Metric, Param
+    for i in range(300):
+        run = client.create_run(experiment_id).info.run_id
+        client.log_batch(run, metrics=[Metric("acc", (i % 100) / 100, 1, 0)],
+                         params=[Param("opt", "adam" if i % 2 else "sgd")])
 
 
 def best(runs):
@@ -202,7 +210,7 @@ def record(target, ids):
         "GET %s/metrics/get-history" % m: call("GET", m + "/metrics/get-history",
                                               query={"run_id": ids["hist_run"], "metric_key": "h", "max_results": 25000}),
         "POST %s/runs/search" % m: call("POST", m + "/runs/search", {
-            "experiment_ids": [ids["search_exp"]], "filter": "metrics.acc > 0.5 AND params.opt = 'adam'",
+            "experiment_ids": [ids["search_exp"]], "filter": SEARCH_FILTER,
             "order_by": ["metrics.acc DESC"], "max_results": 1000}),
         "POST %s/experiments/create" % m: call("POST", m + "/experiments/create", {"name": "rec-%d" % time.time_ns()}),
     }

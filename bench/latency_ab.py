@@ -11,6 +11,7 @@ mlflow client's own cost in the loop, differences between builds show up clearly
 2-core machine where the whole client benchmark moves by 10-20% between runs.
 """
 
+import contextlib
 import http.client
 import json
 import os
@@ -19,51 +20,59 @@ import statistics
 import sys
 import tempfile
 import time
+import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import client_bench  # noqa: E402
 
-SEARCH_FILTER = "metrics.acc > 0.5 AND params.opt = 'adam'"
+API = "/api/2.0/mlflow/"
+SEARCH = {"filter": client_bench.SEARCH_FILTER, "max_results": 1000, "order_by": ["metrics.acc DESC"]}
 
 
-def measure(binary, calls=400):
-    from mlflow.entities import Metric, Param
+@contextlib.contextmanager
+def timed_server(binary):
+    """A fresh server (started under `client_bench.SERVER_PREFIX`) with an experiment for new runs
+    and one holding the search workload's runs; `call(method, path, body=None)` sends a request
+    on one keep-alive connection and returns the answer's bytes."""
     client_bench.KITTIWAKE = binary
-    tmp = tempfile.mkdtemp(prefix="kittiwake-ab-")
-    server = client_bench.start_kittiwake(tmp)
+    folder = tempfile.mkdtemp(prefix="kittiwake-timed-")
+    server = client_bench.start_kittiwake(folder)
     try:
         client = client_bench.client_for(server)
-        exp = client.create_experiment("runs")
-        search_exp = client.create_experiment("search")
-        for i in range(300):
-            run = client.create_run(search_exp).info.run_id
-            client.log_batch(run, metrics=[Metric("acc", (i % 100) / 100, 1, 0)],
-                             params=[Param("opt", "adam" if i % 2 else "sgd")])
+        runs_experiment = client.create_experiment("runs")
+        search_experiment = client.create_experiment("search")
+        client_bench.seed_search_runs(client, search_experiment)
         host, port = server.url.split("//")[1].split(":")
         conn = http.client.HTTPConnection(host, int(port))
         headers = {"Authorization": "Bearer " + server.token, "Content-Type": "application/json"}
 
-        def call(path, body):
-            conn.request("POST", "/api/2.0/mlflow/" + path, json.dumps(body), headers)
+        def call(method, path, body=None):
+            conn.request(method, path, json.dumps(body) if body is not None else None, headers)
             resp = conn.getresponse()
             data = resp.read()
             assert resp.status == 200, data
-            return json.loads(data)
+            return data
 
+        yield types.SimpleNamespace(call=call, pid=server.proc.pid, runs_experiment=runs_experiment,
+                                    search_experiment=search_experiment)
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure(binary, calls=400):
+    with timed_server(binary) as s:
         def create_log_terminate():
-            run = call("runs/create", {"experiment_id": exp, "start_time": 1})["run"]["info"]["run_id"]
-            call("runs/log-metric", {"run_id": run, "key": "x", "value": 1.0, "timestamp": 1, "step": 0})
-            conn.request("GET", "/api/2.0/mlflow/runs/get?run_id=" + run, headers=headers)
-            resp = conn.getresponse()
-            assert resp.status == 200, resp.read()
-            resp.read()
-            call("runs/update", {"run_id": run, "status": "FINISHED", "end_time": 2})
+            created = s.call("POST", API + "runs/create", {"experiment_id": s.runs_experiment, "start_time": 1})
+            run = json.loads(created)["run"]["info"]["run_id"]
+            s.call("POST", API + "runs/log-metric", {"run_id": run, "key": "x", "value": 1.0, "timestamp": 1, "step": 0})
+            s.call("GET", API + "runs/get?run_id=" + run)
+            s.call("POST", API + "runs/update", {"run_id": run, "status": "FINISHED", "end_time": 2})
 
-        search = {"experiment_ids": [search_exp], "filter": SEARCH_FILTER, "max_results": 1000,
-                  "order_by": ["metrics.acc DESC"]}
+        search = dict(SEARCH, experiment_ids=[s.search_experiment])
         out = {}
         for name, fn in (("create+log+terminate", create_log_terminate),
-                         ("search", lambda: call("runs/search", search))):
+                         ("search", lambda: s.call("POST", API + "runs/search", search))):
             times = []
             for _ in range(calls):
                 start = time.perf_counter()
@@ -71,9 +80,6 @@ def measure(binary, calls=400):
                 times.append(time.perf_counter() - start)
             out[name] = statistics.median(times) * 1000
         return out
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():

@@ -12,18 +12,15 @@ when every wake-up of a sleeping thread is not also a wake-up of a sleeping CPU.
 """
 
 import glob
-import http.client
 import json
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import client_bench  # noqa: E402
-from latency_ab import SEARCH_FILTER  # noqa: E402
+from latency_ab import API, SEARCH, timed_server  # noqa: E402
 
 CALLS = 300
 
@@ -43,66 +40,42 @@ def thread_switches(pid):
 
 
 def measure(binary, pinned):
-    from mlflow.entities import Metric, Param
-    client_bench.KITTIWAKE = binary
-    tmp = tempfile.mkdtemp(prefix="kittiwake-cost-")
     client_bench.SERVER_PREFIX[:] = ["taskset", "-c", "0"] if pinned else []
-    server = client_bench.start_kittiwake(tmp)
     own_cpus = os.sched_getaffinity(0)
     if pinned:
         os.sched_setaffinity(0, {1})
     try:
-        client = client_bench.client_for(server)
-        exp = client.create_experiment("runs")
-        search_exp = client.create_experiment("search")
-        for i in range(300):
-            run = client.create_run(search_exp).info.run_id
-            client.log_batch(run, metrics=[Metric("acc", (i % 100) / 100, 1, 0)],
-                             params=[Param("opt", "adam" if i % 2 else "sgd")])
-        host, port = server.url.split("//")[1].split(":")
-        conn = http.client.HTTPConnection(host, int(port))
-        headers = {"Authorization": "Bearer " + server.token, "Content-Type": "application/json"}
-
-        def call(method, path, body=None):
-            conn.request(method, path, json.dumps(body) if body is not None else None, headers)
-            resp = conn.getresponse()
-            data = resp.read()
-            assert resp.status == 200, data
-            return data
-
-        api = "/api/2.0/mlflow/"
-        run = json.loads(call("POST", api + "runs/create", {"experiment_id": exp}))["run"]["info"]["run_id"]
-        mlflow_tags = [{"key": "mlflow.user", "value": "bench"},
-                       {"key": "mlflow.source.name", "value": "train.py"},
-                       {"key": "mlflow.source.type", "value": "LOCAL"}]
-        requests = [
-            ("GET /health (no database)", lambda: call("GET", "/health")),
-            ("runs/create with 3 tags", lambda: call("POST", api + "runs/create",
-                                                     {"experiment_id": exp, "start_time": 1, "tags": mlflow_tags})),
-            ("runs/log-metric", lambda: call("POST", api + "runs/log-metric",
-                                             {"run_id": run, "key": "x", "value": 1.0, "timestamp": 1, "step": 0})),
-            ("runs/get", lambda: call("GET", api + "runs/get?run_id=" + run)),
-            ("runs/update", lambda: call("POST", api + "runs/update", {"run_id": run, "status": "RUNNING"})),
-            ("runs/search of 300 runs", lambda: call("POST", api + "runs/search", {
-                "experiment_ids": [search_exp], "filter": SEARCH_FILTER, "max_results": 1000,
-                "order_by": ["metrics.acc DESC"]})),
-        ]
-        out = []
-        for name, fn in requests:
-            fn()
-            before = thread_switches(server.proc.pid)
-            times = []
-            for _ in range(CALLS):
-                start = time.perf_counter()
+        with timed_server(binary) as s:
+            created = s.call("POST", API + "runs/create", {"experiment_id": s.runs_experiment})
+            run = json.loads(created)["run"]["info"]["run_id"]
+            mlflow_tags = [{"key": "mlflow.user", "value": "bench"},
+                           {"key": "mlflow.source.name", "value": "train.py"},
+                           {"key": "mlflow.source.type", "value": "LOCAL"}]
+            search = dict(SEARCH, experiment_ids=[s.search_experiment])
+            requests = [
+                ("GET /health (no database)", lambda: s.call("GET", "/health")),
+                ("runs/create with 3 tags", lambda: s.call("POST", API + "runs/create", {
+                    "experiment_id": s.runs_experiment, "start_time": 1, "tags": mlflow_tags})),
+                ("runs/log-metric", lambda: s.call("POST", API + "runs/log-metric", {
+                    "run_id": run, "key": "x", "value": 1.0, "timestamp": 1, "step": 0})),
+                ("runs/get", lambda: s.call("GET", API + "runs/get?run_id=" + run)),
+                ("runs/update", lambda: s.call("POST", API + "runs/update", {"run_id": run, "status": "RUNNING"})),
+                ("runs/search of 300 runs", lambda: s.call("POST", API + "runs/search", search)),
+            ]
+            out = []
+            for name, fn in requests:
                 fn()
-                times.append(time.perf_counter() - start)
-            switches = (thread_switches(server.proc.pid) - before) / CALLS
-            out.append((name, statistics.median(times) * 1000, switches))
-        return out
+                before = thread_switches(s.pid)
+                times = []
+                for _ in range(CALLS):
+                    start = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - start)
+                switches = (thread_switches(s.pid) - before) / CALLS
+                out.append((name, statistics.median(times) * 1000, switches))
+            return out
     finally:
         os.sched_setaffinity(0, own_cpus)
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main():

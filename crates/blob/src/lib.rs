@@ -268,24 +268,15 @@ impl BlobStore {
     /// On a local folder, refuses a path any existing part of which is a symbolic link, so a link
     /// planted inside the store cannot carry a write outside it.
     fn check_no_symlinks(&self, path: &ArtifactPath) -> Result<()> {
-        let Some(root) = &self.local_root else {
-            return Ok(());
-        };
-        let mut current = root.clone();
-        for segment in path.as_str().split('/') {
-            current.push(segment);
-            match std::fs::symlink_metadata(&current) {
-                Ok(meta) if meta.file_type().is_symlink() => {
-                    return Err(BlobError::InvalidPath(
-                        path.as_str().to_string(),
-                        "the path passes through a symbolic link",
-                    ));
-                }
-                Ok(_) => {}
-                Err(_) => break,
+        match &self.local_root {
+            Some(root) if passes_through_symlink(root, path.as_str()) => {
+                Err(BlobError::InvalidPath(
+                    path.as_str().to_string(),
+                    "the path passes through a symbolic link",
+                ))
             }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Writes a file from a stream of chunks, returning its size. Large bodies go up in parts, so
@@ -448,6 +439,23 @@ impl BlobStore {
         }
         Ok(files.len())
     }
+}
+
+/// Whether any existing part of `relative` (`/`-separated) below `root` is a symbolic link, which
+/// could carry a write under `root` somewhere else. Whoever writes into a local store's folder
+/// checks this first: the server's blob store, and a client copying into the folder directly.
+pub fn passes_through_symlink(root: &Path, relative: &str) -> bool {
+    let mut current = root.to_path_buf();
+    for segment in relative.split('/') {
+        current.push(segment);
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => return true,
+            Ok(_) => {}
+            // Nothing exists below a missing part.
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 #[cfg(test)]

@@ -289,33 +289,7 @@ impl Data {
             };
             let kind = kind.clone();
             profiler = tokio::task::spawn_blocking(move || -> Result<Profiler> {
-                let unreadable =
-                    |e: std::io::Error| Error::invalid(format!("{label}: cannot be read: {e}"));
-                let mut reader: Box<dyn std::io::Read> = match source {
-                    // Parquet's footer comes last and its columns are read by offset.
-                    Source::Local(path) if kind == "parquet" => {
-                        let file = std::fs::File::open(path).map_err(unreadable)?;
-                        profiler.add_parquet(file, &label)?;
-                        return Ok(profiler);
-                    }
-                    Source::Local(path) => Box::new(std::fs::File::open(path).map_err(unreadable)?),
-                    Source::Remote(bridge) => Box::new(bridge),
-                };
-                match kind.as_str() {
-                    "json_lines" => {
-                        profiler.add_json_lines(std::io::BufReader::new(reader), &label)?
-                    }
-                    // Parquet from object storage is spooled to an unnamed temporary file first.
-                    "parquet" => {
-                        let spool = |e: std::io::Error| {
-                            Error::internal(format!("spooling {label} for its profile: {e}"))
-                        };
-                        let mut file = tempfile::tempfile().map_err(spool)?;
-                        std::io::copy(&mut reader, &mut file).map_err(spool)?;
-                        profiler.add_parquet(file, &label)?;
-                    }
-                    _ => profiler.add_delimited(reader, separator, header, &label)?,
-                }
+                profile_file(&mut profiler, source, &kind, separator, header, &label)?;
                 Ok(profiler)
             })
             .await
@@ -384,6 +358,42 @@ fn encode<T: Serialize>(value: &T) -> Result<String> {
 enum Source<R> {
     Local(std::path::PathBuf),
     Remote(R),
+}
+
+/// Adds one file of a tabular dataset, in the format `kind` names, to a profile.
+fn profile_file<R: std::io::Read>(
+    profiler: &mut Profiler,
+    source: Source<R>,
+    kind: &str,
+    separator: u8,
+    header: bool,
+    label: &str,
+) -> Result<()> {
+    let unreadable = |e: std::io::Error| Error::invalid(format!("{label}: cannot be read: {e}"));
+    if kind == "parquet" {
+        // Parquet's footer comes last and its columns are read by offset: a file from object
+        // storage is spooled to an unnamed temporary file first.
+        let file = match source {
+            Source::Local(path) => std::fs::File::open(path).map_err(unreadable)?,
+            Source::Remote(mut reader) => {
+                let spool = |e: std::io::Error| {
+                    Error::internal(format!("spooling {label} for its profile: {e}"))
+                };
+                let mut file = tempfile::tempfile().map_err(spool)?;
+                std::io::copy(&mut reader, &mut file).map_err(spool)?;
+                file
+            }
+        };
+        return profiler.add_parquet(file, label);
+    }
+    let reader: Box<dyn std::io::Read> = match source {
+        Source::Local(path) => Box::new(std::fs::File::open(path).map_err(unreadable)?),
+        Source::Remote(reader) => Box::new(reader),
+    };
+    match kind {
+        "json_lines" => profiler.add_json_lines(std::io::BufReader::new(reader), label),
+        _ => profiler.add_delimited(reader, separator, header, label),
+    }
 }
 
 #[cfg(test)]

@@ -151,9 +151,12 @@ async fn shared_folder(
         });
     // The server may run as another user: where this one may not write (or read), the bytes go
     // through the server instead.
-    let usable = || match reading {
-        true => std::fs::read_dir(&path).is_ok(),
-        false => tempfile::tempfile_in(&path).is_ok(),
+    let usable = || {
+        if reading {
+            std::fs::read_dir(&path).is_ok()
+        } else {
+            tempfile::tempfile_in(&path).is_ok()
+        }
     };
     Ok((same && usable()).then_some(path))
 }
@@ -208,14 +211,10 @@ async fn copy_into(
     overwrite: bool,
 ) -> Result<Option<u64>> {
     tokio::task::spawn_blocking(move || -> Result<Option<u64>> {
-        let target = folder.join(&name);
-        let mut current = folder.clone();
-        for segment in name.split('/') {
-            current.push(segment);
-            if std::fs::symlink_metadata(&current).is_ok_and(|m| m.file_type().is_symlink()) {
-                bail!("{name}: the path passes through a symbolic link in the datastore");
-            }
+        if kittiwake_blob::passes_through_symlink(&folder, &name) {
+            bail!("{name}: the path passes through a symbolic link in the datastore");
         }
+        let target = folder.join(&name);
         if !overwrite && target.exists() {
             return Ok(None);
         }
@@ -226,9 +225,10 @@ async fn copy_into(
             .with_context(|| format!("writing into {}", parent.display()))?;
         let len = std::fs::copy(&source, staged.path())
             .with_context(|| format!("copying {}", source.display()))?;
-        let placed = match overwrite {
-            true => staged.persist(&target),
-            false => staged.persist_noclobber(&target),
+        let placed = if overwrite {
+            staged.persist(&target)
+        } else {
+            staged.persist_noclobber(&target)
         };
         match placed {
             Ok(_) => Ok(Some(len)),
@@ -307,9 +307,10 @@ pub async fn datastore(command: DatastoreCommand, conn: Connection) -> Result<()
                 kittiwake_domain::jobs::check_relative_path(name)
                     .map_err(|e| anyhow::anyhow!(e.message))?;
             }
-            let folder = match via_server {
-                false => shared_folder(&client, &datastore, reqwest::Method::POST).await?,
-                true => None,
+            let folder = if via_server {
+                None
+            } else {
+                shared_folder(&client, &datastore, reqwest::Method::POST).await?
             };
             let bar = crate::commands::bar(total, "upload");
             let written = match &folder {
@@ -358,9 +359,10 @@ pub async fn datastore(command: DatastoreCommand, conn: Connection) -> Result<()
                     Ok(path)
                 })
                 .collect::<Result<Vec<String>>>()?;
-            let folder = match via_server {
-                false => shared_folder(&client, &datastore, reqwest::Method::GET).await?,
-                true => None,
+            let folder = if via_server {
+                None
+            } else {
+                shared_folder(&client, &datastore, reqwest::Method::GET).await?
             };
             let bar = crate::commands::bar(
                 files.iter().map(|f| f["size"].as_u64().unwrap_or(0)).sum(),
